@@ -1,0 +1,126 @@
+"""Composition root: wires settings, database, stores and every domain's controllers into one Litestar app."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.di import Provide
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
+
+from app import audit_controllers, db
+from app.errors import handle_exception
+from app.health import HealthController
+from app.pages import HomePage
+from app.settings import Settings
+from app.stores import Backends, Counter
+from auth import controllers as auth_controllers
+from auth.middleware import SessionAuthMiddleware
+from auth.passwords import Passwords
+from auth.sessions import SessionManager
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE_DIRS = [HERE / "templates", HERE.parent / "auth" / "templates"]
+
+log = logging.getLogger("telework")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application for these settings (read from the environment when omitted)."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
+        engine = db.make_engine(settings.database_url)
+        backends = Backends(settings)
+        app.state.engine = engine
+        app.state.db_sessions = db.session_maker(engine)
+        app.state.backends = backends
+        app.state.sessions = SessionManager(
+            backends.store, settings.session_idle_minutes * 60, settings.session_absolute_hours * 3600
+        )
+        if settings.migrate_on_start:
+            await db.migrate(engine)
+        if settings.seed_demo:
+            from app.demo import seed_if_empty
+
+            async with app.state.db_sessions() as session:
+                await seed_if_empty(session, app.state.passwords)
+        try:
+            yield
+        finally:
+            await backends.close()
+            await engine.dispose()
+
+    passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+
+    def provide_settings() -> Settings:
+        return settings
+
+    def provide_passwords() -> Passwords:
+        return passwords
+
+    def provide_counter(state: State) -> Counter:
+        return state.backends.counter
+
+    def provide_sessions(state: State) -> SessionManager:
+        return state.sessions
+
+    nav = [*auth_controllers.NAV, *audit_controllers.NAV]
+    app = Litestar(
+        route_handlers=[
+            HealthController,
+            HomePage,
+            auth_controllers.SignInPages,
+            auth_controllers.AuthApi,
+            auth_controllers.PeopleApi,
+            auth_controllers.UnitsApi,
+            auth_controllers.AdminPages,
+            audit_controllers.AuditController,
+            create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+        ],
+        dependencies={
+            "db": Provide(db.provide_db),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "passwords": Provide(provide_passwords, sync_to_thread=False),
+            "counter": Provide(provide_counter, sync_to_thread=False),
+            "sessions": Provide(provide_sessions, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        middleware=[SessionAuthMiddleware()],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_secure=settings.base_url.startswith("https"),
+            cookie_samesite="lax",
+        ),
+        template_config=TemplateConfig(directory=TEMPLATE_DIRS, engine=JinjaTemplateEngine),
+        exception_handlers={Exception: handle_exception},
+        openapi_config=OpenAPIConfig(
+            title="Telework Hub API",
+            version="0.1.0",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+        ),
+        compression_config=CompressionConfig(backend="gzip", minimum_size=1024),
+        logging_config=LoggingConfig(
+            root={"level": "INFO", "handlers": ["queue_listener"]},
+            log_exceptions="debug",
+        ),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.passwords = passwords
+    app.state.nav = nav
+    return app

@@ -1,0 +1,8 @@
+"""Every SQLModel table, imported in one place so Alembic and the drift test see the whole schema."""
+
+from sqlmodel import SQLModel
+
+import app.audit
+import auth.models  # noqa: F401
+
+metadata = SQLModel.metadata

@@ -1,0 +1,1 @@
+"""People and access: users, org units, roles, local sign-in, sessions, guards."""

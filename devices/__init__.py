@@ -1,0 +1,1 @@
+"""Devices, SIM cards, mobile lines, loans, stocktakes and costs."""

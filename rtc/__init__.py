@@ -1,0 +1,1 @@
+"""Live meetings: rooms, signalling over WebSocket, the pass-through SFU on aiortc."""

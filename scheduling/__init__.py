@@ -1,0 +1,1 @@
+"""Time: telework policies, holidays, requests and approvals, reports, calendars, meetings, the KPI indicator."""
