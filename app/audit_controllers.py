@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.deps import DB
 from app.security import requires
 from app.web import NavItem, page_context
 
@@ -62,10 +62,10 @@ def _bounds(since: date | None, until: date | None) -> tuple[datetime | None, da
     return start, end
 
 
-Action = Annotated[str | None, Parameter(max_length=80)]
-EntityType = Annotated[str | None, Parameter(max_length=60)]
-EntityId = Annotated[str | None, Parameter(max_length=80)]
-ActorId = Annotated[int | None, Parameter(ge=1)]
+Action = Annotated[str | None, QueryParameter(max_length=80)]
+EntityType = Annotated[str | None, QueryParameter(max_length=60)]
+EntityId = Annotated[str | None, QueryParameter(max_length=80)]
+ActorId = Annotated[int | None, QueryParameter(ge=1)]
 
 
 class AuditController(Controller):
@@ -77,15 +77,15 @@ class AuditController(Controller):
     @get("/api/audit", operation_id="listAuditEvents")
     async def list_events(
         self,
-        db: AsyncSession,
+        db: DB,
         action: Action = None,
         actor_id: ActorId = None,
         entity_type: EntityType = None,
         entity_id: EntityId = None,
-        since: date | None = None,
-        until: date | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=10_000_000)] = 0,
     ) -> AuditPage:
         """Newest first; action filters by prefix (e.g. 'auth.login')."""
         start, end = _bounds(since, until)
@@ -98,13 +98,13 @@ class AuditController(Controller):
     @get("/api/audit.csv", operation_id="exportAuditEvents", media_type="text/csv")
     async def export_events(
         self,
-        db: AsyncSession,
+        db: DB,
         action: Action = None,
         actor_id: ActorId = None,
         entity_type: EntityType = None,
         entity_id: EntityId = None,
-        since: date | None = None,
-        until: date | None = None,
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
     ) -> Response[bytes]:
         """The filtered trail as CSV (UTF-8 with BOM so Excel shows Japanese correctly)."""
         start, end = _bounds(since, until)
@@ -128,12 +128,12 @@ class AuditController(Controller):
     async def page(
         self,
         request: Request[Any, Any, Any],
-        db: AsyncSession,
+        db: DB,
         action: Action = None,
         entity_type: EntityType = None,
-        since: date | None = None,
-        until: date | None = None,
-        page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
+        since: FromQuery[date | None] = None,
+        until: FromQuery[date | None] = None,
+        page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
     ) -> Template:
         per_page = 50
         start, end = _bounds(since, until)

@@ -8,12 +8,26 @@ from pathlib import Path
 from typing import Any
 
 LOCALES = ("ja", "en")
-_DIR = Path(__file__).resolve().parent / "locales"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("app", "auth", "scheduling", "rtc", "devices", "surveys")
+
+
+def catalog_files(locale: str) -> list[Path]:
+    """Each package keeps its own messages: <package>/locales/<locale>.json and <package>/locales/*.<locale>.json."""
+    files: list[Path] = []
+    for package in PACKAGES:
+        folder = ROOT / package / "locales"
+        if folder.is_dir():
+            files.extend(sorted(folder.glob(f"{locale}.json")) + sorted(folder.glob(f"*.{locale}.json")))
+    return files
 
 
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    return json.loads((_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    merged: dict[str, str] = {}
+    for path in catalog_files(locale):
+        merged.update(json.loads(path.read_text(encoding="utf-8")))
+    return merged
 
 
 def translate(locale: str, key: str, **params: Any) -> str:

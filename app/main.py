@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +10,7 @@ from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
@@ -37,32 +35,34 @@ TEMPLATE_DIRS = [HERE / "templates", HERE.parent / "auth" / "templates"]
 log = logging.getLogger("telework")
 
 
+async def startup(app: Litestar) -> None:
+    """Open the database and stores, migrate (embedded default) and seed the demo org when empty."""
+    settings: Settings = app.state.settings
+    engine = db.make_engine(settings.database_url)
+    backends = Backends(settings)
+    app.state.engine = engine
+    app.state.db_sessions = db.session_maker(engine)
+    app.state.backends = backends
+    app.state.sessions = SessionManager(
+        backends.store, settings.session_idle_minutes * 60, settings.session_absolute_hours * 3600
+    )
+    if settings.migrate_on_start:
+        await db.migrate(engine)
+    if settings.seed_demo:
+        from app.demo import seed_if_empty
+
+        async with app.state.db_sessions() as session:
+            await seed_if_empty(session, app.state.passwords)
+
+
+async def shutdown(app: Litestar) -> None:
+    await app.state.backends.close()
+    await app.state.engine.dispose()
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application for these settings (read from the environment when omitted)."""
     settings = settings or Settings.from_env()
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
-        engine = db.make_engine(settings.database_url)
-        backends = Backends(settings)
-        app.state.engine = engine
-        app.state.db_sessions = db.session_maker(engine)
-        app.state.backends = backends
-        app.state.sessions = SessionManager(
-            backends.store, settings.session_idle_minutes * 60, settings.session_absolute_hours * 3600
-        )
-        if settings.migrate_on_start:
-            await db.migrate(engine)
-        if settings.seed_demo:
-            from app.demo import seed_if_empty
-
-            async with app.state.db_sessions() as session:
-                await seed_if_empty(session, app.state.passwords)
-        try:
-            yield
-        finally:
-            await backends.close()
-            await engine.dispose()
 
     passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
 
@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "counter": Provide(provide_counter, sync_to_thread=False),
             "sessions": Provide(provide_sessions, sync_to_thread=False),
         },
-        lifespan=[lifespan],
+        on_startup=[startup],
+        on_shutdown=[shutdown],
         middleware=[SessionAuthMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,

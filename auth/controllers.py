@@ -8,21 +8,24 @@ from urllib.parse import urlsplit
 import msgspec
 from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.deps import DB, CounterDep, SettingsDep
 from app.errors import DomainError, describe
 from app.security import Principal, requires, signed_in
 from app.settings import Settings
-from app.stores import Counter
 from app.web import LANG_COOKIE, NavItem, page_context
 from auth import schemas, services
 from auth.middleware import SESSION_COOKIE
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
+
+PasswordsDep = NamedDependency[Passwords]
+SessionsDep = NamedDependency[SessionManager]
 
 NAV = [
     NavItem("/admin/users", "nav.users", ("unit_head", "hr_admin", "sysadmin", "it_admin", "auditor")),
@@ -44,7 +47,7 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def session_cookie(settings: Settings, sid: str, *, clear: bool = False) -> Cookie:
+def session_cookie(settings: SettingsDep, sid: str, *, clear: bool = False) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value="" if clear else sid,
@@ -57,7 +60,7 @@ def session_cookie(settings: Settings, sid: str, *, clear: bool = False) -> Cook
 
 
 async def start_session(
-    request: Request[Any, Any, Any], sessions: SessionManager, user_id: int, method: str = "password"
+    request: Request[Any, Any, Any], sessions: SessionsDep, user_id: int, method: str = "password"
 ) -> str:
     """End whatever session came with the request and issue a new id (no session fixation)."""
     old = request.scope.get("auth")
@@ -101,7 +104,7 @@ class SignInPages(Controller):
     include_in_schema = False
 
     @get("/login", operation_id="loginPage")
-    async def login_page(self, request: Request[Any, Any, Any], next_: Annotated[str, Parameter(query="next")] = "/") -> Any:
+    async def login_page(self, request: Request[Any, Any, Any], next_: Annotated[str, QueryParameter(name="next", max_length=2000)] = "/") -> Any:
         if request.scope.get("user") is not None:
             return Redirect(safe_next(next_), status_code=303)
         return Template("auth/login.html", context=page_context(request, next=safe_next(next_), login="", error=None))
@@ -110,11 +113,11 @@ class SignInPages(Controller):
     async def login_submit(
         self,
         request: Request[Any, Any, Any],
-        db: AsyncSession,
-        counter: Counter,
-        passwords: Passwords,
-        sessions: SessionManager,
-        settings: Settings,
+        db: DB,
+        counter: CounterDep,
+        passwords: PasswordsDep,
+        sessions: SessionsDep,
+        settings: SettingsDep,
         data: Annotated[LoginForm, Form],
     ) -> Any:
         try:
@@ -137,7 +140,7 @@ class SignInPages(Controller):
         return response
 
     @post("/logout", operation_id="logoutSubmit", status_code=303)
-    async def logout_submit(self, request: Request[Any, Any, Any], sessions: SessionManager, settings: Settings) -> Any:
+    async def logout_submit(self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep) -> Any:
         record = request.scope.get("auth")
         if record is not None:
             await sessions.destroy(record.sid)
@@ -146,7 +149,7 @@ class SignInPages(Controller):
         return response
 
     @post("/lang", operation_id="switchLanguage", status_code=303)
-    async def switch_language(self, request: Request[Any, Any, Any], db: AsyncSession, data: Annotated[LangForm, Form]) -> Any:
+    async def switch_language(self, request: Request[Any, Any, Any], db: DB, data: Annotated[LangForm, Form]) -> Any:
         principal: Principal | None = request.scope.get("user")
         if principal is not None:
             await services.update_user_locale(db, principal, data.lang)
@@ -165,12 +168,12 @@ class AuthApi(Controller):
     async def login(
         self,
         request: Request[Any, Any, Any],
-        db: AsyncSession,
-        counter: Counter,
-        passwords: Passwords,
-        sessions: SessionManager,
-        settings: Settings,
-        data: schemas.LoginIn,
+        db: DB,
+        counter: CounterDep,
+        passwords: PasswordsDep,
+        sessions: SessionsDep,
+        settings: SettingsDep,
+        data: JSONBody[schemas.LoginIn],
     ) -> Response[schemas.MeRead]:
         """Sign in with a local account; sets the session cookie."""
         user = await services.authenticate(db, counter, passwords, settings, data.login, data.password, client_ip(request))
@@ -183,13 +186,13 @@ class AuthApi(Controller):
         return Response(me_read(principal, user, roles, unit), cookies=[session_cookie(settings, sid)])
 
     @post("/auth/logout", operation_id="logout", status_code=204, guards=[signed_in])
-    async def logout(self, request: Request[Any, Any, Any], sessions: SessionManager, settings: Settings) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep) -> Response[None]:
         """End this session."""
         await sessions.destroy(request.scope["auth"].sid)
         return Response(None, status_code=204, cookies=[session_cookie(settings, "", clear=True)])
 
     @get("/me", operation_id="getMe", guards=[signed_in])
-    async def me(self, request: Request[Principal, Any, Any], db: AsyncSession) -> schemas.MeRead:
+    async def me(self, request: Request[Principal, Any, Any], db: DB) -> schemas.MeRead:
         """Who is signed in, with roles and unit."""
         principal = request.user
         user = await services.get_user(db, principal, principal.id)
@@ -198,7 +201,7 @@ class AuthApi(Controller):
         return me_read(principal, user, roles, unit)
 
     @patch("/me", operation_id="updateMe", guards=[signed_in])
-    async def update_me(self, request: Request[Principal, Any, Any], db: AsyncSession, data: schemas.MeUpdate) -> schemas.MeRead:
+    async def update_me(self, request: Request[Principal, Any, Any], db: DB, data: JSONBody[schemas.MeUpdate]) -> schemas.MeRead:
         """Change one's own preferences (language)."""
         principal = request.user
         user = await services.update_user_locale(db, principal, data.locale)
@@ -220,12 +223,12 @@ class PeopleApi(Controller):
     async def list_users(
         self,
         request: Request[Principal, Any, Any],
-        db: AsyncSession,
-        q: Annotated[str | None, Parameter(max_length=100)] = None,
-        unit_id: Annotated[int | None, Parameter(ge=1)] = None,
-        include_inactive: bool = False,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
+        db: DB,
+        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        unit_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        include_inactive: FromQuery[bool] = False,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
     ) -> schemas.UserPage:
         """Search people by name, kana, email or employee number."""
         users, total = await services.list_users(
@@ -235,7 +238,7 @@ class PeopleApi(Controller):
 
     @post("/", operation_id="createUser", guards=[requires("hr_admin", "sysadmin")])
     async def create_user(
-        self, request: Request[Principal, Any, Any], db: AsyncSession, passwords: Passwords, data: schemas.UserCreate
+        self, request: Request[Principal, Any, Any], db: DB, passwords: PasswordsDep, data: JSONBody[schemas.UserCreate]
     ) -> schemas.UserRead:
         """Add a person."""
         user = await services.create_user(db, request.user, data, passwords, client_ip(request))
@@ -243,7 +246,7 @@ class PeopleApi(Controller):
 
     @get("/{user_id:int}", operation_id="getUser", guards=[signed_in])
     async def get_user(
-        self, request: Request[Principal, Any, Any], db: AsyncSession, user_id: Annotated[int, Parameter(ge=1)]
+        self, request: Request[Principal, Any, Any], db: DB, user_id: Annotated[int, PathParameter(ge=1)],
     ) -> schemas.UserRead:
         """One person, if within the reader's scope."""
         user = await services.get_user(db, request.user, user_id)
@@ -253,11 +256,11 @@ class PeopleApi(Controller):
     async def update_user(
         self,
         request: Request[Principal, Any, Any],
-        db: AsyncSession,
-        passwords: Passwords,
-        sessions: SessionManager,
-        user_id: Annotated[int, Parameter(ge=1)],
-        data: schemas.UserUpdate,
+        db: DB,
+        passwords: PasswordsDep,
+        sessions: SessionsDep,
+        user_id: Annotated[int, PathParameter(ge=1)],
+        data: JSONBody[schemas.UserUpdate],
     ) -> schemas.UserRead:
         """Change a person's details or deactivate them (their sessions end)."""
         user = await services.update_user(db, request.user, user_id, data, passwords, client_ip(request))
@@ -269,9 +272,9 @@ class PeopleApi(Controller):
     async def set_roles(
         self,
         request: Request[Principal, Any, Any],
-        db: AsyncSession,
-        user_id: Annotated[int, Parameter(ge=1)],
-        data: schemas.RolesIn,
+        db: DB,
+        user_id: Annotated[int, PathParameter(ge=1)],
+        data: JSONBody[schemas.RolesIn],
     ) -> list[schemas.RoleRead]:
         """Replace a person's roles."""
         return await services.set_roles(db, request.user, user_id, data.roles, client_ip(request))
@@ -284,21 +287,21 @@ class UnitsApi(Controller):
     tags = ["org"]
 
     @get("/", operation_id="listUnits", guards=[signed_in])
-    async def list_units(self, db: AsyncSession) -> schemas.UnitList:
+    async def list_units(self, db: DB) -> schemas.UnitList:
         """Every unit, ordered by code, with heads and member counts."""
         items = await services.list_units(db)
         return schemas.UnitList(items=items, total=len(items))
 
     @post("/", operation_id="createUnit", guards=[requires("hr_admin", "sysadmin")])
     async def create_unit(
-        self, request: Request[Principal, Any, Any], db: AsyncSession, data: schemas.UnitCreate
+        self, request: Request[Principal, Any, Any], db: DB, data: JSONBody[schemas.UnitCreate]
     ) -> schemas.UnitRead:
         """Add a unit."""
         unit = await services.create_unit(db, request.user, data, client_ip(request))
         return await services.unit_read_one(db, unit)
 
     @get("/{unit_id:int}", operation_id="getUnit", guards=[signed_in])
-    async def get_unit(self, db: AsyncSession, unit_id: Annotated[int, Parameter(ge=1)]) -> schemas.UnitRead:
+    async def get_unit(self, db: DB, unit_id: Annotated[int, PathParameter(ge=1)]) -> schemas.UnitRead:
         """One unit."""
         return await services.unit_read_one(db, await services.get_unit(db, unit_id))
 
@@ -306,9 +309,9 @@ class UnitsApi(Controller):
     async def update_unit(
         self,
         request: Request[Principal, Any, Any],
-        db: AsyncSession,
-        unit_id: Annotated[int, Parameter(ge=1)],
-        data: schemas.UnitUpdate,
+        db: DB,
+        unit_id: Annotated[int, PathParameter(ge=1)],
+        data: JSONBody[schemas.UnitUpdate],
     ) -> schemas.UnitRead:
         """Rename, move or (de)activate a unit."""
         unit = await services.update_unit(db, request.user, unit_id, data, client_ip(request))
@@ -324,9 +327,9 @@ class AdminPages(Controller):
     async def users_page(
         self,
         request: Request[Principal, Any, Any],
-        db: AsyncSession,
-        q: Annotated[str | None, Parameter(max_length=100)] = None,
-        page: Annotated[int, Parameter(ge=1, le=100_000)] = 1,
+        db: DB,
+        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+        page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
     ) -> Template:
         per_page = 25
         users, total = await services.list_users(db, request.user, q=q, limit=per_page, offset=(page - 1) * per_page)
@@ -343,13 +346,13 @@ class AdminPages(Controller):
         )
 
     @get("/admin/users/{user_id:int}", operation_id="userPage", guards=[requires(*PEOPLE_READERS)])
-    async def user_page(self, request: Request[Principal, Any, Any], db: AsyncSession, user_id: int) -> Template:
+    async def user_page(self, request: Request[Principal, Any, Any], db: DB, user_id: Annotated[int, PathParameter(ge=1)]) -> Template:
         user = await services.get_user(db, request.user, user_id)
         return Template(
             "auth/user.html", context=page_context(request, user=(await services.user_reads(db, [user]))[0])
         )
 
     @get("/admin/units", operation_id="unitsPage", guards=[requires("hr_admin", "sysadmin")])
-    async def units_page(self, request: Request[Principal, Any, Any], db: AsyncSession) -> Template:
+    async def units_page(self, request: Request[Principal, Any, Any], db: DB) -> Template:
         units = await services.list_units(db)
         return Template("auth/units.html", context=page_context(request, units=units, tree=services.as_tree(units)))
