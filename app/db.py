@@ -21,8 +21,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout so concurrent writers wait."""
+def make_engine(url: str, *, sqlite_immediate: bool = True) -> AsyncEngine:
+    """Create the engine; SQLite gets WAL, foreign keys and a busy timeout so concurrent writers wait.
+
+    With sqlite_immediate every transaction takes SQLite's write lock at BEGIN: two requests that read
+    then write queue up instead of one failing on lock upgrade. Read-only tools may pass False.
+    """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -38,9 +42,8 @@ def make_engine(url: str) -> AsyncEngine:
             cur.close()
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin_immediate(conn: Any) -> None:
-            # Take the write lock at BEGIN so two writers serialise instead of failing on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if sqlite_immediate else "BEGIN")
 
         # Let SQLAlchemy's 'begin' event issue BEGIN instead of pysqlite's implicit one.
         @event.listens_for(engine.sync_engine, "connect")

@@ -72,6 +72,9 @@ _MSGSPEC_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+_MALFORMED = re.compile(r"(?i)malformed|invalid json|JSON is|decode|truncated|trailing characters|invalid character")
+
+
 def _humanise(locale: str, message: str) -> str:
     for pattern, key in _MSGSPEC_PATTERNS:
         m = pattern.search(message)
@@ -127,7 +130,9 @@ def describe(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str,
         status = exc.status_code
         key = f"error.http_{status}"
         detail = translate(locale, key)
-        if detail == key:
+        if status == 400 and _MALFORMED.search(str(exc.detail)):
+            detail = translate(locale, "error.validation") + " " + translate(locale, "error.malformed_json")
+        elif detail == key:
             detail = str(exc.detail)
     else:
         status, detail = 500, translate(locale, "error.internal")

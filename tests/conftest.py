@@ -171,7 +171,16 @@ async def hr(make_client: ClientFactory) -> httpx.AsyncClient:
 
 
 @pytest.fixture
-async def db(app: Litestar) -> AsyncIterator[object]:
-    """A database session on the app's engine, for arranging and checking state directly."""
-    async with app.state.db_sessions() as session:
+async def db(app: Litestar, settings: Settings) -> AsyncIterator[object]:
+    """A session for arranging and checking state directly.
+
+    Its own engine, with deferred transactions on SQLite, so a test that reads does not hold the
+    write lock the app needs. Commit after writing through it; roll back before re-reading what
+    the app changed since (a transaction keeps its snapshot).
+    """
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    engine = make_engine(settings.database_url, sqlite_immediate=False)
+    async with AsyncSession(engine, expire_on_commit=False) as session:
         yield session
+    await engine.dispose()

@@ -1,0 +1,136 @@
+"""Every registered route × every role → the expected status.
+
+The table is declarative: a new route that is not listed here fails `test_every_route_is_in_the_table`,
+so nobody can add an endpoint without deciding who may call it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from litestar.routes import HTTPRoute
+
+ROLES = ("anon", "employee", "unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
+SIGNED_IN = ROLES[1:]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Who gets which status: `allowed` roles get `ok`; other signed-in roles get `denied`; anon gets `anon`."""
+
+    allowed: tuple[str, ...]
+    ok: int = 200
+    denied: int = 403
+    anon: int = 401
+    body: dict | None = None
+    form: dict | None = None
+    overrides: dict[str, int] = field(default_factory=dict)
+
+    def expected(self, role: str) -> int:
+        if role in self.overrides:
+            return self.overrides[role]
+        if role == "anon":
+            return self.ok if "anon" in self.allowed else self.anon
+        return self.ok if role in self.allowed else self.denied
+
+
+PUBLIC = ROLES
+PEOPLE_READERS = ("unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
+ORG_WRITERS = ("hr_admin", "sysadmin")
+AUDIT = ("auditor", "sysadmin")
+
+
+def page(*roles: str, **kw) -> Rule:
+    """An HTML page: signed-out people are sent to the sign-in page."""
+    return Rule(roles, anon=303, **kw)
+
+
+# Sample path values: user 100019 (山口 翼) is in 行政改革課, which the demo unit head heads.
+SAMPLE = {"{user_id:int}": "{user_in_scope}", "{unit_id:int}": "{unit_in_scope}", "{file_path:path}": "app.css",
+          "{path:str}": "openapi.json"}
+
+TABLE: dict[tuple[str, str], Rule] = {
+    ("GET", "/health/live"): Rule(PUBLIC),
+    ("GET", "/health/ready"): Rule(PUBLIC),
+    ("GET", "/static/{file_path:path}"): Rule(PUBLIC),
+    ("GET", "/schema"): Rule(PUBLIC),
+    ("GET", "/schema/swagger"): Rule(PUBLIC),
+    ("GET", "/schema/openapi.json"): Rule(PUBLIC),
+    ("GET", "/schema/{path:str}"): Rule(PUBLIC),
+    ("GET", "/schema/oauth2-redirect.html"): Rule(PUBLIC),
+    ("GET", "/"): page(*SIGNED_IN),
+    ("GET", "/login"): Rule(("anon",), ok=200, denied=303),
+    ("POST", "/login"): Rule(PUBLIC, ok=401, form={"login": "nobody", "password": "x"}),
+    ("POST", "/logout"): Rule(PUBLIC, ok=303, form={}),
+    ("POST", "/lang"): Rule(PUBLIC, ok=303, form={"lang": "ja", "next": "/"}),
+    ("POST", "/api/auth/login"): Rule(PUBLIC, ok=400, body={}),
+    ("POST", "/api/auth/logout"): Rule(SIGNED_IN, ok=204),
+    ("GET", "/api/me"): Rule(SIGNED_IN),
+    ("PATCH", "/api/me"): Rule(SIGNED_IN, ok=400, body={"locale": "fr"}),
+    ("GET", "/api/users"): Rule(PEOPLE_READERS),
+    ("POST", "/api/users"): Rule(ORG_WRITERS, ok=400, body={}),
+    # Out of one's scope a person is 'not found', so nobody learns who exists elsewhere.
+    ("GET", "/api/users/{user_id:int}"): Rule(PEOPLE_READERS, denied=404),
+    ("PATCH", "/api/users/{user_id:int}"): Rule(ORG_WRITERS, body={}),
+    ("PUT", "/api/users/{user_id:int}/roles"): Rule(("sysadmin",), ok=400, body={}),
+    ("GET", "/api/units"): Rule(SIGNED_IN),
+    ("POST", "/api/units"): Rule(ORG_WRITERS, ok=400, body={}),
+    ("GET", "/api/units/{unit_id:int}"): Rule(SIGNED_IN),
+    ("PATCH", "/api/units/{unit_id:int}"): Rule(ORG_WRITERS, body={}),
+    ("GET", "/admin/users"): page(*PEOPLE_READERS),
+    ("GET", "/admin/users/{user_id:int}"): page(*PEOPLE_READERS),
+    ("GET", "/admin/units"): page(*ORG_WRITERS),
+    ("GET", "/api/audit"): Rule(AUDIT),
+    ("GET", "/api/audit.csv"): Rule(AUDIT),
+    ("GET", "/audit"): page(*AUDIT),
+}
+
+
+def registered_routes(app) -> set[tuple[str, str]]:
+    found = set()
+    for route in app.routes:
+        if isinstance(route, HTTPRoute):
+            for method in route.methods - {"OPTIONS", "HEAD"}:
+                found.add((method, route.path))
+    return found
+
+
+async def test_every_route_is_in_the_table(app):
+    routes = registered_routes(app)
+    missing = sorted(routes - set(TABLE))
+    stale = sorted(set(TABLE) - routes)
+    assert not missing, f"routes without a role rule (add them to TABLE): {missing}"
+    assert not stale, f"rules for routes that no longer exist: {stale}"
+
+
+def _cases():
+    for (method, path), rule in TABLE.items():
+        yield pytest.param(method, path, rule, id=f"{method} {path}")
+
+
+@pytest.mark.parametrize(("method", "path", "rule"), list(_cases()))
+async def test_route_answers_each_role_as_declared(make_client, db, method, path, rule):
+    from sqlalchemy import select
+
+    from auth.models import OrgUnit, User
+
+    user_id = (await db.execute(select(User.id).where(User.employee_number == "100019"))).scalar_one()
+    unit_id = (await db.execute(select(OrgUnit.id).where(OrgUnit.code == "GYOKAKU"))).scalar_one()
+    url = path
+    for placeholder, sample in SAMPLE.items():
+        url = url.replace(placeholder, sample)
+    url = url.format(user_in_scope=user_id, unit_in_scope=unit_id)
+    failures = []
+    for role in ROLES:
+        client = await make_client(None if role == "anon" else role)
+        kwargs: dict = {}
+        if rule.body is not None:
+            kwargs["json"] = rule.body
+        if rule.form is not None:
+            kwargs["data"] = {**rule.form, "_csrf_token": client.headers["x-csrftoken"]}
+        response = await client.request(method, url, **kwargs)
+        if response.status_code != rule.expected(role):
+            failures.append(f"{role}: got {response.status_code}, expected {rule.expected(role)}")
+        assert response.status_code < 500, response.text
+    assert not failures, f"{method} {url}: " + "; ".join(failures)
