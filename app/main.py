@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[SessionAuthMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
-            cookie_secure=settings.base_url.startswith("https"),
+            cookie_secure=settings.production or settings.base_url.startswith("https"),
             cookie_samesite="lax",
         ),
         template_config=TemplateConfig(directory=TEMPLATE_DIRS, engine=JinjaTemplateEngine),

@@ -53,7 +53,7 @@ def session_cookie(settings: SettingsDep, sid: str, *, clear: bool = False) -> C
         value="" if clear else sid,
         path="/",
         httponly=True,
-        secure=settings.app_env != "dev" and settings.base_url.startswith("https"),
+        secure=settings.production or settings.base_url.startswith("https"),
         samesite="lax",
         max_age=0 if clear else settings.session_absolute_hours * 3600,
     )
