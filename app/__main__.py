@@ -45,6 +45,7 @@ async def _seed(settings: Settings) -> None:
 
 async def _create_admin(settings: Settings, login: str, email: str) -> None:
     from sqlalchemy import select
+    from sqlmodel import col
 
     from app import audit
     from app.db import make_engine, migrate, session_maker
@@ -58,7 +59,7 @@ async def _create_admin(settings: Settings, login: str, email: str) -> None:
     await migrate(engine)
     async with session_maker(engine)() as db:
         hasher = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
-        user = (await db.execute(select(User).where(User.employee_number == login))).scalar_one_or_none()
+        user = (await db.execute(select(User).where(col(User.employee_number) == login))).scalar_one_or_none()
         if user is None:
             user = User(employee_number=login, name="システム管理者", email=email)
             db.add(user)
@@ -75,10 +76,14 @@ async def _create_admin(settings: Settings, login: str, email: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description="Telework Hub")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="apply migrations (embedded default), seed the demo org when empty, serve HTTP")
+    sub.add_parser(
+        "serve", help="apply migrations (embedded default), seed the demo org when empty, serve HTTP"
+    )
     sub.add_parser("migrate", help="apply database migrations up to the newest")
     sub.add_parser("seed", help="seed the demo organisation into an empty database")
-    admin = sub.add_parser("create-admin", help="create or reset the break-glass sysadmin (ADMIN_PASSWORD or prompt)")
+    admin = sub.add_parser(
+        "create-admin", help="create or reset the break-glass sysadmin (ADMIN_PASSWORD or prompt)"
+    )
     admin.add_argument("--login", default="admin")
     admin.add_argument("--email", default="admin@localhost.localdomain")
     args = parser.parse_args(argv)
@@ -96,8 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         import uvicorn
 
         _banner(settings)
-        uvicorn.run("app.main:create_app", factory=True, host=settings.host, port=settings.port,
-                    proxy_headers=True, log_level="info")
+        uvicorn.run(
+            "app.main:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            proxy_headers=True,
+            log_level="info",
+        )
 
 
 if __name__ == "__main__":

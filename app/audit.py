@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Column, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 
 from app.db import utcnow
 
@@ -92,19 +92,17 @@ async def search(
     """Newest first, with the total for pagination."""
     query = select(AuditEvent)
     if action:
-        query = query.where(AuditEvent.action.startswith(action))  # type: ignore[attr-defined]
+        query = query.where(col(AuditEvent.action).startswith(action))
     if actor_id is not None:
-        query = query.where(AuditEvent.actor_id == actor_id)
+        query = query.where(col(AuditEvent.actor_id) == actor_id)
     if entity_type:
-        query = query.where(AuditEvent.entity_type == entity_type)
+        query = query.where(col(AuditEvent.entity_type) == entity_type)
     if entity_id:
-        query = query.where(AuditEvent.entity_id == entity_id)
+        query = query.where(col(AuditEvent.entity_id) == entity_id)
     if since:
-        query = query.where(AuditEvent.at >= since)  # type: ignore[operator]
+        query = query.where(col(AuditEvent.at) >= since)
     if until:
-        query = query.where(AuditEvent.at < until)  # type: ignore[operator]
+        query = query.where(col(AuditEvent.at) < until)
     total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (
-        await db.execute(query.order_by(AuditEvent.id.desc()).limit(limit).offset(offset))  # type: ignore[union-attr]
-    ).scalars()
+    rows = (await db.execute(query.order_by(col(AuditEvent.id).desc()).limit(limit).offset(offset))).scalars()
     return list(rows), int(total)

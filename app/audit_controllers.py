@@ -90,8 +90,15 @@ class AuditController(Controller):
         """Newest first; action filters by prefix (e.g. 'auth.login')."""
         start, end = _bounds(since, until)
         rows, total = await audit.search(
-            db, action=action, actor_id=actor_id, entity_type=entity_type, entity_id=entity_id,
-            since=start, until=end, limit=limit, offset=offset,
+            db,
+            action=action,
+            actor_id=actor_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            since=start,
+            until=end,
+            limit=limit,
+            offset=offset,
         )
         return AuditPage(items=[_read(e) for e in rows], total=total, limit=limit, offset=offset)
 
@@ -109,15 +116,46 @@ class AuditController(Controller):
         """The filtered trail as CSV (UTF-8 with BOM so Excel shows Japanese correctly)."""
         start, end = _bounds(since, until)
         rows, _ = await audit.search(
-            db, action=action, actor_id=actor_id, entity_type=entity_type, entity_id=entity_id,
-            since=start, until=end, limit=EXPORT_LIMIT,
+            db,
+            action=action,
+            actor_id=actor_id,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            since=start,
+            until=end,
+            limit=EXPORT_LIMIT,
         )
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\r\n")
-        writer.writerow(["id", "at", "actor_id", "actor_label", "action", "entity_type", "entity_id", "before", "after", "ip"])
+        writer.writerow(
+            [
+                "id",
+                "at",
+                "actor_id",
+                "actor_label",
+                "action",
+                "entity_type",
+                "entity_id",
+                "before",
+                "after",
+                "ip",
+            ]
+        )
         for e in rows:
-            writer.writerow([e.id, e.at.isoformat(), e.actor_id or "", e.actor_label, e.action, e.entity_type,
-                             e.entity_id, e.before or "", e.after or "", e.ip])
+            writer.writerow(
+                [
+                    e.id,
+                    e.at.isoformat(),
+                    e.actor_id or "",
+                    e.actor_label,
+                    e.action,
+                    e.entity_type,
+                    e.entity_id,
+                    e.before or "",
+                    e.after or "",
+                    e.ip,
+                ]
+            )
         return Response(
             ("\ufeff" + buf.getvalue()).encode("utf-8"),
             media_type="text/csv; charset=utf-8",
@@ -138,15 +176,29 @@ class AuditController(Controller):
         per_page = 50
         start, end = _bounds(since, until)
         rows, total = await audit.search(
-            db, action=action, entity_type=entity_type, since=start, until=end,
-            limit=per_page, offset=(page - 1) * per_page,
+            db,
+            action=action,
+            entity_type=entity_type,
+            since=start,
+            until=end,
+            limit=per_page,
+            offset=(page - 1) * per_page,
         )
-        filters = {"action": action or "", "entity_type": entity_type or "",
-                   "since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
+        filters = {
+            "action": action or "",
+            "entity_type": entity_type or "",
+            "since": since.isoformat() if since else "",
+            "until": until.isoformat() if until else "",
+        }
         return Template(
             "audit.html",
             context=page_context(
-                request, events=rows, total=total, page=page, pages=max(1, -(-total // per_page)), filters=filters,
+                request,
+                events=rows,
+                total=total,
+                page=page,
+                pages=max(1, -(-total // per_page)),
+                filters=filters,
                 query="&".join(f"{k}={v}" for k, v in filters.items() if v),
             ),
         )

@@ -28,7 +28,15 @@ PEOPLE = [
     ("100001", "山田 太郎", "やまだ たろう", "taro.yamada", "SOMU", "regular", ["unit_head"]),
     ("100002", "佐藤 花子", "さとう はなこ", "hanako.sato", "SOMU-SOMU", "regular", ["unit_head"]),
     ("100003", "鈴木 一郎", "すずき いちろう", "ichiro.suzuki", "SOMU-GYOSEI", "regular", ["unit_head"]),
-    ("100004", "高橋 美咲", "たかはし みさき", "misaki.takahashi", "JINJI", "regular", ["unit_head", "hr_admin"]),
+    (
+        "100004",
+        "高橋 美咲",
+        "たかはし みさき",
+        "misaki.takahashi",
+        "JINJI",
+        "regular",
+        ["unit_head", "hr_admin"],
+    ),
     ("100005", "田中 健太", "たなか けんた", "kenta.tanaka", "JOHO", "regular", ["unit_head", "it_admin"]),
     ("100006", "伊藤 直子", "いとう なおこ", "naoko.ito", "GYOKAKU", "regular", ["unit_head"]),
     ("100007", "渡辺 大輔", "わたなべ だいすけ", "daisuke.watanabe", "KEIYAKU", "regular", ["unit_head"]),
@@ -106,15 +114,23 @@ async def seed(db: AsyncSession, passwords: Passwords) -> dict[str, User]:
     await db.flush()
     users[number] = admin
     db.add(RoleAssignment(user_id=admin.id or 0, role="sysadmin"))
-    audit.record(db, "system.seed_demo", actor_label="system", entity_type="system", after={"users": len(users)})
+    audit.record(
+        db, "system.seed_demo", actor_label="system", entity_type="system", after={"users": len(users)}
+    )
     await db.flush()
     return users
 
 
 def demo_sign_ins() -> list[tuple[str, str, str]]:
     """(login, name, roles) for the README and the start-up banner."""
-    wanted = {"employee": "100012", "unit_head": "100006", "hr_admin": "100008", "it_admin": "100009",
-              "auditor": "100010", "sysadmin": "100011"}
+    wanted = {
+        "employee": "100012",
+        "unit_head": "100006",
+        "hr_admin": "100008",
+        "it_admin": "100009",
+        "auditor": "100010",
+        "sysadmin": "100011",
+    }
     by_number = {p[0]: p for p in PEOPLE}
     rows = [(number, by_number[number][1], role) for role, number in wanted.items()]
     rows.append((ADMIN[0], ADMIN[1], "sysadmin (break-glass)"))

@@ -28,7 +28,12 @@ class DomainError(Exception):
     status_code = 400
 
     def __init__(
-        self, key: str, *, status_code: int | None = None, errors: list[dict[str, Any]] | None = None, **params: Any
+        self,
+        key: str,
+        *,
+        status_code: int | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        **params: Any,
     ) -> None:
         super().__init__(key)
         self.key = key
@@ -72,7 +77,9 @@ _MSGSPEC_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-_MALFORMED = re.compile(r"(?i)malformed|invalid json|JSON is|decode|truncated|trailing characters|invalid character")
+_MALFORMED = re.compile(
+    r"(?i)malformed|invalid json|JSON is|decode|truncated|trailing characters|invalid character"
+)
 
 
 def _humanise(locale: str, message: str) -> str:
@@ -111,7 +118,9 @@ def describe(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str,
         extra = exc.extra if isinstance(exc.extra, list) else []
         for item in extra:
             if isinstance(item, dict):
-                errors.append({"field": _field_of(item), "message": _humanise(locale, str(item.get("message")))})
+                errors.append(
+                    {"field": _field_of(item), "message": _humanise(locale, str(item.get("message")))}
+                )
         if not errors and exc.detail:
             errors.append({"field": "", "message": _humanise(locale, str(exc.detail))})
         detail = translate(locale, "error.validation") + (
@@ -169,7 +178,13 @@ def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Respons
 
     return Template(
         "error.html",
-        context={**page_context(request), "status": status, "title": title, "detail": detail, "errors": errors},
+        context={
+            **page_context(request),
+            "status": status,
+            "title": title,
+            "detail": detail,
+            "errors": errors,
+        },
         status_code=status,
         headers=headers,
     )

@@ -13,7 +13,7 @@ PACKAGES = ("app", "auth", "scheduling", "rtc", "devices", "surveys")
 
 
 def catalog_files(locale: str) -> list[Path]:
-    """Each package keeps its own messages: <package>/locales/<locale>.json and <package>/locales/*.<locale>.json."""
+    """Each package keeps its own messages: <package>/locales/<locale>.json and *.<locale>.json."""
     files: list[Path] = []
     for package in PACKAGES:
         folder = ROOT / package / "locales"

@@ -84,7 +84,8 @@ class Settings:
             raise SettingsError(f"APP_ENV must be dev, production or test, got {app_env!r}")
         var_dir = Path(str(overrides.get("var_dir") or _str("VAR_DIR", str(ROOT / "var"))))
         database_url = str(
-            overrides.get("database_url") or _str("DATABASE_URL", f"sqlite+aiosqlite:///{var_dir}/telework.db")
+            overrides.get("database_url")
+            or _str("DATABASE_URL", f"sqlite+aiosqlite:///{var_dir}/telework.db")
         )
         database_url = _async_driver(database_url)
         secret = overrides.get("secret_key") or _str("SECRET_KEY")

@@ -1,4 +1,4 @@
-"""Key-value stores and counters shared by every worker: memory in the embedded profile, Redis when configured."""
+"""Stores and counters shared by every worker: memory in the embedded profile, Redis when configured."""
 
 from __future__ import annotations
 

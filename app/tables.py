@@ -2,7 +2,6 @@
 
 from sqlmodel import SQLModel
 
-import app.audit
 import auth.models  # noqa: F401
 
 metadata = SQLModel.metadata

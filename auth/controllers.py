@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import Body, FromQuery, JSONBody, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
@@ -17,7 +17,6 @@ from litestar.response import Redirect, Template
 from app.deps import DB, CounterDep, SettingsDep
 from app.errors import DomainError, describe
 from app.security import Principal, requires, signed_in
-from app.settings import Settings
 from app.web import LANG_COOKIE, NavItem, page_context
 from auth import schemas, services
 from auth.middleware import SESSION_COOKIE
@@ -103,13 +102,19 @@ class SignInPages(Controller):
 
     include_in_schema = False
 
-    @get("/login", operation_id="loginPage")
-    async def login_page(self, request: Request[Any, Any, Any], next_: Annotated[str, QueryParameter(name="next", max_length=2000)] = "/") -> Any:
+    @get("/login", operation_id="loginPage", media_type=MediaType.HTML)
+    async def login_page(
+        self,
+        request: Request[Any, Any, Any],
+        next_: Annotated[str, QueryParameter(name="next", max_length=2000)] = "/",
+    ) -> Any:
         if request.scope.get("user") is not None:
             return Redirect(safe_next(next_), status_code=303)
-        return Template("auth/login.html", context=page_context(request, next=safe_next(next_), login="", error=None))
+        return Template(
+            "auth/login.html", context=page_context(request, next=safe_next(next_), login="", error=None)
+        )
 
-    @post("/login", operation_id="loginSubmit", status_code=303)
+    @post("/login", operation_id="loginSubmit", status_code=303, media_type=MediaType.HTML)
     async def login_submit(
         self,
         request: Request[Any, Any, Any],
@@ -140,7 +145,9 @@ class SignInPages(Controller):
         return response
 
     @post("/logout", operation_id="logoutSubmit", status_code=303)
-    async def logout_submit(self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep) -> Any:
+    async def logout_submit(
+        self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep
+    ) -> Any:
         record = request.scope.get("auth")
         if record is not None:
             await sessions.destroy(record.sid)
@@ -149,7 +156,9 @@ class SignInPages(Controller):
         return response
 
     @post("/lang", operation_id="switchLanguage", status_code=303)
-    async def switch_language(self, request: Request[Any, Any, Any], db: DB, data: Annotated[LangForm, Form]) -> Any:
+    async def switch_language(
+        self, request: Request[Any, Any, Any], db: DB, data: Annotated[LangForm, Form]
+    ) -> Any:
         principal: Principal | None = request.scope.get("user")
         if principal is not None:
             await services.update_user_locale(db, principal, data.lang)
@@ -176,7 +185,9 @@ class AuthApi(Controller):
         data: JSONBody[schemas.LoginIn],
     ) -> Response[schemas.MeRead]:
         """Sign in with a local account; sets the session cookie."""
-        user = await services.authenticate(db, counter, passwords, settings, data.login, data.password, client_ip(request))
+        user = await services.authenticate(
+            db, counter, passwords, settings, data.login, data.password, client_ip(request)
+        )
         sid = await start_session(request, sessions, user.id or 0)
         principal = await services.load_principal(db, user.id or 0, sid)
         if principal is None:  # deactivated between check and load
@@ -186,7 +197,9 @@ class AuthApi(Controller):
         return Response(me_read(principal, user, roles, unit), cookies=[session_cookie(settings, sid)])
 
     @post("/auth/logout", operation_id="logout", status_code=204, guards=[signed_in])
-    async def logout(self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep) -> Response[None]:
+    async def logout(
+        self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep
+    ) -> Response[None]:
         """End this session."""
         await sessions.destroy(request.scope["auth"].sid)
         return Response(None, status_code=204, cookies=[session_cookie(settings, "", clear=True)])
@@ -201,7 +214,9 @@ class AuthApi(Controller):
         return me_read(principal, user, roles, unit)
 
     @patch("/me", operation_id="updateMe", guards=[signed_in])
-    async def update_me(self, request: Request[Principal, Any, Any], db: DB, data: JSONBody[schemas.MeUpdate]) -> schemas.MeRead:
+    async def update_me(
+        self, request: Request[Principal, Any, Any], db: DB, data: JSONBody[schemas.MeUpdate]
+    ) -> schemas.MeRead:
         """Change one's own preferences (language)."""
         principal = request.user
         user = await services.update_user_locale(db, principal, data.locale)
@@ -232,13 +247,25 @@ class PeopleApi(Controller):
     ) -> schemas.UserPage:
         """Search people by name, kana, email or employee number."""
         users, total = await services.list_users(
-            db, request.user, q=q, unit_id=unit_id, include_inactive=include_inactive, limit=limit, offset=offset
+            db,
+            request.user,
+            q=q,
+            unit_id=unit_id,
+            include_inactive=include_inactive,
+            limit=limit,
+            offset=offset,
         )
-        return schemas.UserPage(items=await services.user_reads(db, users), total=total, limit=limit, offset=offset)
+        return schemas.UserPage(
+            items=await services.user_reads(db, users), total=total, limit=limit, offset=offset
+        )
 
     @post("/", operation_id="createUser", guards=[requires("hr_admin", "sysadmin")])
     async def create_user(
-        self, request: Request[Principal, Any, Any], db: DB, passwords: PasswordsDep, data: JSONBody[schemas.UserCreate]
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        passwords: PasswordsDep,
+        data: JSONBody[schemas.UserCreate],
     ) -> schemas.UserRead:
         """Add a person."""
         user = await services.create_user(db, request.user, data, passwords, client_ip(request))
@@ -246,7 +273,10 @@ class PeopleApi(Controller):
 
     @get("/{user_id:int}", operation_id="getUser", guards=[signed_in])
     async def get_user(
-        self, request: Request[Principal, Any, Any], db: DB, user_id: Annotated[int, PathParameter(ge=1)],
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        user_id: Annotated[int, PathParameter(ge=1)],
     ) -> schemas.UserRead:
         """One person, if within the reader's scope."""
         user = await services.get_user(db, request.user, user_id)
@@ -332,7 +362,9 @@ class AdminPages(Controller):
         page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
     ) -> Template:
         per_page = 25
-        users, total = await services.list_users(db, request.user, q=q, limit=per_page, offset=(page - 1) * per_page)
+        users, total = await services.list_users(
+            db, request.user, q=q, limit=per_page, offset=(page - 1) * per_page
+        )
         return Template(
             "auth/users.html",
             context=page_context(
@@ -346,7 +378,9 @@ class AdminPages(Controller):
         )
 
     @get("/admin/users/{user_id:int}", operation_id="userPage", guards=[requires(*PEOPLE_READERS)])
-    async def user_page(self, request: Request[Principal, Any, Any], db: DB, user_id: Annotated[int, PathParameter(ge=1)]) -> Template:
+    async def user_page(
+        self, request: Request[Principal, Any, Any], db: DB, user_id: Annotated[int, PathParameter(ge=1)]
+    ) -> Template:
         user = await services.get_user(db, request.user, user_id)
         return Template(
             "auth/user.html", context=page_context(request, user=(await services.user_reads(db, [user]))[0])
@@ -355,4 +389,6 @@ class AdminPages(Controller):
     @get("/admin/units", operation_id="unitsPage", guards=[requires("hr_admin", "sysadmin")])
     async def units_page(self, request: Request[Principal, Any, Any], db: DB) -> Template:
         units = await services.list_units(db)
-        return Template("auth/units.html", context=page_context(request, units=units, tree=services.as_tree(units)))
+        return Template(
+            "auth/units.html", context=page_context(request, units=units, tree=services.as_tree(units))
+        )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app import audit
 from app.db import utcnow
@@ -31,8 +32,8 @@ async def subtree_ids(db: AsyncSession, roots: Iterable[int]) -> set[int]:
     roots = list(roots)
     if not roots:
         return set()
-    base = select(OrgUnit.id.label("id")).where(OrgUnit.id.in_(roots)).cte("tree", recursive=True)  # type: ignore[union-attr]
-    tree = base.union_all(select(OrgUnit.id).where(OrgUnit.parent_id == base.c.id))
+    base = select(col(OrgUnit.id).label("id")).where(col(OrgUnit.id).in_(roots)).cte("tree", recursive=True)
+    tree = base.union_all(select(col(OrgUnit.id)).where(col(OrgUnit.parent_id) == base.c.id))
     return set((await db.execute(select(tree.c.id))).scalars())
 
 
@@ -41,14 +42,16 @@ async def ancestors(db: AsyncSession, unit_id: int) -> list[int]:
     current: int | None = unit_id
     while current is not None and current not in chain:
         chain.append(current)
-        current = (await db.execute(select(OrgUnit.parent_id).where(OrgUnit.id == current))).scalar_one_or_none()
+        current = (
+            await db.execute(select(col(OrgUnit.parent_id)).where(col(OrgUnit.id) == current))
+        ).scalar_one_or_none()
     return chain
 
 
 async def unit_by_code(db: AsyncSession, code: str | None) -> OrgUnit | None:
     if code is None:
         return None
-    unit = (await db.execute(select(OrgUnit).where(OrgUnit.code == code))).scalar_one_or_none()
+    unit = (await db.execute(select(OrgUnit).where(col(OrgUnit.code) == code))).scalar_one_or_none()
     if unit is None:
         raise DomainError("org.unit_code_unknown", code=code, status_code=422)
     return unit
@@ -66,24 +69,30 @@ def unit_dict(unit: OrgUnit) -> dict[str, Any]:
 
 
 async def list_units(db: AsyncSession) -> list[schemas.UnitRead]:
-    units = list((await db.execute(select(OrgUnit).order_by(OrgUnit.code))).scalars())
+    units = list((await db.execute(select(OrgUnit).order_by(col(OrgUnit.code)))).scalars())
     by_id = {u.id: u for u in units}
     counts = dict(
-        (await db.execute(select(User.unit_id, func.count()).where(User.active).group_by(User.unit_id))).all()  # type: ignore[arg-type]
+        (
+            await db.execute(
+                select(col(User.unit_id), func.count()).where(col(User.active)).group_by(col(User.unit_id))
+            )
+        ).all()
     )
-    heads: dict[int, list[str]] = {}
+    heads: dict[int | None, list[str]] = {}
     rows = await db.execute(
-        select(RoleAssignment.unit_id, User.name)
-        .join(User, User.id == RoleAssignment.user_id)
-        .where(RoleAssignment.role == "unit_head")
-        .order_by(User.name)
+        select(col(RoleAssignment.unit_id), col(User.name))
+        .join(User, col(User.id) == col(RoleAssignment.user_id))
+        .where(col(RoleAssignment.role) == "unit_head")
+        .order_by(col(User.name))
     )
     for unit_id, name in rows.all():
         heads.setdefault(unit_id, []).append(name)
     return [unit_read(u, by_id, heads.get(u.id or 0, []), int(counts.get(u.id, 0))) for u in units]
 
 
-def unit_read(unit: OrgUnit, by_id: dict[int | None, OrgUnit], heads: list[str], members: int) -> schemas.UnitRead:
+def unit_read(
+    unit: OrgUnit, by_id: dict[int | None, OrgUnit], heads: list[str], members: int
+) -> schemas.UnitRead:
     parent = by_id.get(unit.parent_id) if unit.parent_id else None
     return schemas.UnitRead(
         id=unit.id or 0,
@@ -109,15 +118,25 @@ async def get_unit(db: AsyncSession, unit_id: int) -> OrgUnit:
 async def create_unit(db: AsyncSession, actor: Principal, data: schemas.UnitCreate, ip: str = "") -> OrgUnit:
     """Add a unit under its parent; codes are unique."""
     parent = await unit_by_code(db, data.parent_code)
-    if (await db.execute(select(OrgUnit.id).where(OrgUnit.code == data.code))).first():
+    if (await db.execute(select(col(OrgUnit.id)).where(col(OrgUnit.code) == data.code))).first():
         raise Conflict("org.unit_code_taken", code=data.code)
     unit = OrgUnit(
-        code=data.code, name=data.name, name_en=data.name_en, level=data.level, parent_id=parent.id if parent else None
+        code=data.code,
+        name=data.name,
+        name_en=data.name_en,
+        level=data.level,
+        parent_id=parent.id if parent else None,
     )
     db.add(unit)
     await _flush(db)
     audit.record(
-        db, "org.unit.create", actor_id=actor.id, entity_type="org_unit", entity_id=unit.id, after=unit_dict(unit), ip=ip
+        db,
+        "org.unit.create",
+        actor_id=actor.id,
+        entity_type="org_unit",
+        entity_id=unit.id,
+        after=unit_dict(unit),
+        ip=ip,
     )
     return unit
 
@@ -187,8 +206,8 @@ async def roles_of(db: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[
         return out
     rows = await db.execute(
         select(RoleAssignment)
-        .where(RoleAssignment.user_id.in_(user_ids))  # type: ignore[attr-defined]
-        .order_by(RoleAssignment.role)
+        .where(col(RoleAssignment.user_id).in_(user_ids))
+        .order_by(col(RoleAssignment.role))
     )
     for ra in rows.scalars():
         out[ra.user_id].append(schemas.RoleRead(role=ra.role, unit_id=ra.unit_id))  # type: ignore[arg-type]
@@ -199,8 +218,7 @@ async def user_reads(db: AsyncSession, users: Sequence[User]) -> list[schemas.Us
     roles = await roles_of(db, [u.id for u in users if u.id])
     unit_ids = {u.unit_id for u in users if u.unit_id}
     units = {
-        u.id: u
-        for u in (await db.execute(select(OrgUnit).where(OrgUnit.id.in_(unit_ids)))).scalars()  # type: ignore[union-attr]
+        u.id: u for u in (await db.execute(select(OrgUnit).where(col(OrgUnit.id).in_(unit_ids)))).scalars()
     }
     return [
         schemas.UserRead(
@@ -246,23 +264,25 @@ async def list_users(
     if not principal.has(*ADMIN_READERS):
         if not principal.has("unit_head"):
             raise Forbidden("error.forbidden")
-        query = query.where(User.unit_id.in_(principal.scope_unit_ids))  # type: ignore[union-attr]
+        query = query.where(col(User.unit_id).in_(principal.scope_unit_ids))
     if unit_id is not None:
-        query = query.where(User.unit_id.in_(await subtree_ids(db, [unit_id])))  # type: ignore[union-attr]
+        query = query.where(col(User.unit_id).in_(await subtree_ids(db, [unit_id])))
     if not include_inactive:
-        query = query.where(User.active)
+        query = query.where(col(User.active))
     if q:
         like = f"%{q.strip()}%"
         query = query.where(
             or_(
-                User.name.like(like),  # type: ignore[attr-defined]
-                User.kana.like(like),  # type: ignore[attr-defined]
-                User.email.like(like),  # type: ignore[attr-defined]
-                User.employee_number.like(like),  # type: ignore[attr-defined]
+                col(User.name).like(like),
+                col(User.kana).like(like),
+                col(User.email).like(like),
+                col(User.employee_number).like(like),
             )
         )
     total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = await db.execute(query.order_by(User.kana, User.employee_number).limit(limit).offset(offset))
+    rows = await db.execute(
+        query.order_by(col(User.kana), col(User.employee_number)).limit(limit).offset(offset)
+    )
     return list(rows.scalars()), int(total)
 
 
@@ -298,21 +318,35 @@ async def create_user(
     await _flush(db)
     db.add(RoleAssignment(user_id=user.id or 0, role="employee"))
     audit.record(
-        db, "user.create", actor_id=actor.id, entity_type="user", entity_id=user.id, after=user_dict(user), ip=ip
+        db,
+        "user.create",
+        actor_id=actor.id,
+        entity_type="user",
+        entity_id=user.id,
+        after=user_dict(user),
+        ip=ip,
     )
     await _flush(db)
     return user
 
 
 async def _ensure_unique(
-    db: AsyncSession, *, employee_number: str | None = None, email: str | None = None, except_id: int | None = None
+    db: AsyncSession,
+    *,
+    employee_number: str | None = None,
+    email: str | None = None,
+    except_id: int | None = None,
 ) -> None:
     if employee_number is not None:
-        found = (await db.execute(select(User.id).where(User.employee_number == employee_number))).scalar()
+        found = (
+            await db.execute(select(col(User.id)).where(col(User.employee_number) == employee_number))
+        ).scalar()
         if found is not None and found != except_id:
             raise Conflict("user.employee_number_taken", value=employee_number)
     if email is not None:
-        found = (await db.execute(select(User.id).where(func.lower(User.email) == email.lower()))).scalar()
+        found = (
+            await db.execute(select(col(User.id)).where(func.lower(col(User.email)) == email.lower()))
+        ).scalar()
         if found is not None and found != except_id:
             raise Conflict("user.email_taken", value=email)
 
@@ -378,7 +412,7 @@ async def set_roles(
     if user.id == actor.id and ("sysadmin", None) not in wanted and actor.has("sysadmin"):
         raise DomainError("role.cannot_drop_own_sysadmin", status_code=422)
     current = list(
-        (await db.execute(select(RoleAssignment).where(RoleAssignment.user_id == user_id))).scalars()
+        (await db.execute(select(RoleAssignment).where(col(RoleAssignment.user_id) == user_id))).scalars()
     )
     before = sorted(f"{ra.role}:{ra.unit_id or ''}" for ra in current)
     for ra in current:
@@ -411,7 +445,9 @@ async def load_principal(db: AsyncSession, user_id: int, session_id: str = "") -
     user = await db.get(User, user_id)
     if user is None or not user.active:
         return None
-    assignments = list((await db.execute(select(RoleAssignment).where(RoleAssignment.user_id == user_id))).scalars())
+    assignments = list(
+        (await db.execute(select(RoleAssignment).where(col(RoleAssignment.user_id) == user_id))).scalars()
+    )
     headed = [ra.unit_id for ra in assignments if ra.role == "unit_head" and ra.unit_id]
     return Principal(
         id=user.id or 0,
@@ -429,7 +465,9 @@ async def find_login(db: AsyncSession, login: str) -> User | None:
     login = login.strip()
     return (
         await db.execute(
-            select(User).where(or_(User.employee_number == login, func.lower(User.email) == login.lower()))
+            select(User).where(
+                or_(col(User.employee_number) == login, func.lower(col(User.email)) == login.lower())
+            )
         )
     ).scalar_one_or_none()
 
@@ -448,7 +486,9 @@ async def authenticate(
     ip_key = "login-fail:ip:" + ip
     window = settings.login_lock_minutes * 60
     if await counter.count(account_key) >= settings.login_max_failures:
-        audit.record(db, "auth.login.locked", actor_label=login, entity_type="account", entity_id=login, ip=ip)
+        audit.record(
+            db, "auth.login.locked", actor_label=login, entity_type="account", entity_id=login, ip=ip
+        )
         await db.commit()
         raise TooManyRequests("auth.locked", retry_after=await counter.ttl(account_key) or window)
     if await counter.count(ip_key) >= settings.login_ip_max_failures:
@@ -467,12 +507,16 @@ async def authenticate(
             actor_label=login,
             entity_type="account",
             entity_id=login,
-            after={"reason": "inactive" if (user and ok and not user.active) else "bad_credentials",
-                   "failures": failures},
+            after={
+                "reason": "inactive" if (user and ok and not user.active) else "bad_credentials",
+                "failures": failures,
+            },
             ip=ip,
         )
         if failures >= settings.login_max_failures:
-            audit.record(db, "auth.login.locked", actor_label=login, entity_type="account", entity_id=login, ip=ip)
+            audit.record(
+                db, "auth.login.locked", actor_label=login, entity_type="account", entity_id=login, ip=ip
+            )
         await db.commit()  # the refusal is an error response, but its audit events must stay
         raise DomainError("auth.bad_credentials", status_code=401)
     await counter.reset(account_key)
@@ -480,11 +524,15 @@ async def authenticate(
         user.password_hash = passwords.hash(password)
     user.last_login_at = utcnow()
     audit.record(
-        db, "auth.login.success", actor_id=user.id, actor_label=user.employee_number, entity_type="user",
-        entity_id=user.id, ip=ip,
+        db,
+        "auth.login.success",
+        actor_id=user.id,
+        actor_label=user.employee_number,
+        entity_type="user",
+        entity_id=user.id,
+        ip=ip,
     )
     return user
-
 
 
 async def update_user_locale(db: AsyncSession, principal: Principal, locale: str) -> User:
@@ -494,8 +542,13 @@ async def update_user_locale(db: AsyncSession, principal: Principal, locale: str
         raise NotFound("user.not_found")
     if user.locale != locale:
         audit.record(
-            db, "user.locale", actor_id=principal.id, entity_type="user", entity_id=user.id,
-            before={"locale": user.locale}, after={"locale": locale},
+            db,
+            "user.locale",
+            actor_id=principal.id,
+            entity_type="user",
+            entity_id=user.id,
+            before={"locale": user.locale},
+            after={"locale": locale},
         )
         user.locale = locale
         user.updated_at = utcnow()

@@ -76,4 +76,6 @@ class SessionManager:
     async def _index_add(self, user_id: int, sid: str) -> None:
         live = [s for s in await self._index(user_id) if await self.store.exists(SESSION_PREFIX + s)]
         live.append(sid)
-        await self.store.set(USER_INDEX_PREFIX + str(user_id), json.dumps(live[-50:]), expires_in=self.absolute)
+        await self.store.set(
+            USER_INDEX_PREFIX + str(user_id), json.dumps(live[-50:]), expires_in=self.absolute
+        )

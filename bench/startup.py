@@ -70,13 +70,31 @@ def main(rounds: int = 3) -> None:
         for i in range(rounds):
             port = _free_port()
             env = {**os.environ, "PYTHONPATH": tmp, "PORT": str(port), "HOST": "127.0.0.1"}
-            t, rss = _run([sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(port), "--log-level",
-                           "warning"], env, port)
+            t, rss = _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "baseline_app:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                env,
+                port,
+            )
             base.append(t)
             base_rss.append(rss)
             var = Path(tmp) / f"var{i}"
             port = _free_port()
-            env = {**os.environ, "VAR_DIR": str(var), "PORT": str(port), "HOST": "127.0.0.1", "APP_ENV": "dev"}
+            env = {
+                **os.environ,
+                "VAR_DIR": str(var),
+                "PORT": str(port),
+                "HOST": "127.0.0.1",
+                "APP_ENV": "dev",
+            }
             env.pop("DATABASE_URL", None)
             env.pop("REDIS_URL", None)
             t, rss = _run([sys.executable, "-m", "app", "serve"], env, port)
@@ -87,11 +105,13 @@ def main(rounds: int = 3) -> None:
             hub.append(t)  # existing database: no seeding
             hub_rss.append(rss)
     med = statistics.median
-    print("startup to /health/ready (median of %d)" % rounds)
+    print(f"startup to /health/ready (median of {rounds})")
     print(f"  baseline bare Litestar        {med(base):6.2f} s   idle RSS {med(base_rss) / 1024:6.1f} MiB")
     print(f"  telework hub, fresh database  {med(fresh):6.2f} s   ratio {med(fresh) / med(base):5.2f}x")
-    print(f"  telework hub, existing db     {med(hub):6.2f} s   ratio {med(hub) / med(base):5.2f}x"
-          f"   idle RSS {med(hub_rss) / 1024:6.1f} MiB  ratio {med(hub_rss) / med(base_rss):5.2f}x")
+    print(
+        f"  telework hub, existing db     {med(hub):6.2f} s   ratio {med(hub) / med(base):5.2f}x"
+        f"   idle RSS {med(hub_rss) / 1024:6.1f} MiB  ratio {med(hub_rss) / med(base_rss):5.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Time: telework policies, holidays, requests and approvals, reports, calendars, meetings, the KPI indicator."""
+"""Time: telework policies, holidays, requests, approvals, reports, calendars, meetings, the indicator."""

@@ -41,7 +41,8 @@ LOGIN_BY_ROLE = {
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
-        f"database: {'PostgreSQL' if USE_POSTGRES else 'SQLite'}; stores: {'Redis' if REDIS_URL else 'memory'}",
+        f"database: {'PostgreSQL' if USE_POSTGRES else 'SQLite'}; "
+        f"stores: {'Redis' if REDIS_URL else 'memory'}",
     ]
 
 
@@ -125,7 +126,9 @@ async def make_client(app: Litestar) -> AsyncIterator[ClientFactory]:
     """Clients that keep cookies and send the CSRF header, optionally signed in as a demo role or login."""
     clients: list[httpx.AsyncClient] = []
 
-    async def _make(role: str | None = None, *, login: str | None = None, ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    async def _make(
+        role: str | None = None, *, login: str | None = None, ip: str = "127.0.0.1"
+    ) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(ip, 50000)), base_url="http://testserver"
         )

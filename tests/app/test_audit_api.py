@@ -23,7 +23,9 @@ async def test_auditor_filters_sign_in_events(make_client, anon):
 async def test_audit_pagination_and_date_filter(make_client):
     auditor = await make_client("auditor")
     for _ in range(3):
-        await (await make_client()).post("/api/auth/login", json={"login": "100010", "password": DEMO_PASSWORD})
+        await (await make_client()).post(
+            "/api/auth/login", json={"login": "100010", "password": DEMO_PASSWORD}
+        )
     first = (await auditor.get("/api/audit", params={"limit": 2})).json()
     second = (await auditor.get("/api/audit", params={"limit": 2, "offset": 2})).json()
     assert len(first["items"]) == 2 and first["total"] >= 5

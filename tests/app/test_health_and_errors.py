@@ -52,9 +52,18 @@ async def _counts(db):
 
 async def test_bad_input_gets_clear_4xx_and_writes_nothing(hr, db):
     before = await _counts(db)
-    good = {"employee_number": "200001", "name": "新人 太郎", "email": "new@example.lg.jp", "unit_code": "JINJI"}
+    good = {
+        "employee_number": "200001",
+        "name": "新人 太郎",
+        "email": "new@example.lg.jp",
+        "unit_code": "JINJI",
+    }
     cases = [
-        ("malformed json", {"content": b'{"name": ', "headers": {"content-type": "application/json"}}, "JSON"),
+        (
+            "malformed json",
+            {"content": b'{"name": ', "headers": {"content-type": "application/json"}},
+            "JSON",
+        ),
         ("wrong type", {"json": {**good, "name": 12}}, "name"),
         ("over-long", {"json": {**good, "name": "あ" * 101}}, "100"),
         ("unknown field", {"json": {**good, "salary": 1}}, "salary"),

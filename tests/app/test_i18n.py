@@ -41,6 +41,8 @@ async def test_person_locale_wins_and_switch_persists(make_client):
     assert r.status_code == 200 and r.json()["locale"] == "en"
     r = await client.get("/")
     assert '<html lang="en">' in r.text
-    r = await client.post("/lang", data={"lang": "ja", "next": "/", "_csrf_token": client.headers["x-csrftoken"]})
+    r = await client.post(
+        "/lang", data={"lang": "ja", "next": "/", "_csrf_token": client.headers["x-csrftoken"]}
+    )
     assert r.status_code == 303
     assert '<html lang="ja">' in (await client.get("/")).text

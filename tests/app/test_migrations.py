@@ -40,4 +40,6 @@ async def test_audit_events_cannot_be_changed_or_deleted(app, db):
         with pytest.raises(DBAPIError, match="append-only"):
             await db.execute(text(statement))
         await db.rollback()
-    assert (await db.execute(select(AuditEvent.action).where(AuditEvent.id == event_id))).scalar_one() != "tampered"
+    assert (
+        await db.execute(select(AuditEvent.action).where(AuditEvent.id == event_id))
+    ).scalar_one() != "tampered"

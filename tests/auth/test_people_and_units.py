@@ -33,19 +33,35 @@ async def test_search_and_pagination(hr):
 async def test_create_update_and_audit(hr, db):
     r = await hr.post(
         "/api/users",
-        json={"employee_number": "200001", "name": "新人 太郎", "kana": "しんじん たろう",
-              "email": "Shinjin@Example.lg.jp", "unit_code": "JINJI", "password": "a-long-password-1"},
+        json={
+            "employee_number": "200001",
+            "name": "新人 太郎",
+            "kana": "しんじん たろう",
+            "email": "Shinjin@Example.lg.jp",
+            "unit_code": "JINJI",
+            "password": "a-long-password-1",
+        },
     )
     assert r.status_code == 201, r.text
     user = r.json()
     assert user["email"] == "shinjin@example.lg.jp"
     assert [x["role"] for x in user["roles"]] == ["employee"]
-    r = await hr.patch(f"/api/users/{user['id']}", json={"unit_code": "JOHO", "employment_type": "fixed_term"})
+    r = await hr.patch(
+        f"/api/users/{user['id']}", json={"unit_code": "JOHO", "employment_type": "fixed_term"}
+    )
     assert r.status_code == 200
     assert r.json()["unit"]["code"] == "JOHO"
     events = (
-        await db.execute(select(AuditEvent).where(AuditEvent.entity_type == "user", AuditEvent.entity_id == str(user["id"])))
-    ).scalars().all()
+        (
+            await db.execute(
+                select(AuditEvent).where(
+                    AuditEvent.entity_type == "user", AuditEvent.entity_id == str(user["id"])
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
     assert [e.action for e in events] == ["user.create", "user.update"]
     assert '"password_hash": "***"' in events[0].after
     assert "argon2" not in (events[0].after or "")
@@ -60,7 +76,8 @@ async def test_roles_are_sysadmin_only_and_unit_head_needs_unit(sysadmin, hr, db
     units = (await sysadmin.get("/api/units")).json()["items"]
     jinji = next(u for u in units if u["code"] == "JINJI")
     r = await sysadmin.put(
-        f"/api/users/{uid}/roles", json={"roles": [{"role": "employee"}, {"role": "unit_head", "unit_id": jinji["id"]}]}
+        f"/api/users/{uid}/roles",
+        json={"roles": [{"role": "employee"}, {"role": "unit_head", "unit_id": jinji["id"]}]},
     )
     assert r.status_code == 200
     assert sorted(x["role"] for x in r.json()) == ["employee", "unit_head"]
@@ -71,8 +88,10 @@ async def test_unit_tree_cannot_form_a_cycle(hr):
     r = await hr.patch(f"/api/units/{units['SOMU']['id']}", json={"parent_code": "JOHO-NW"})
     assert r.status_code == 422
     assert "下位" in r.json()["detail"]
-    r = await hr.post("/api/units", json={"code": "JOHO-SEC", "name": "情報セキュリティ係", "level": "kakari",
-                                            "parent_code": "JOHO"})
+    r = await hr.post(
+        "/api/units",
+        json={"code": "JOHO-SEC", "name": "情報セキュリティ係", "level": "kakari", "parent_code": "JOHO"},
+    )
     assert r.status_code == 201
     assert r.json()["parent_code"] == "JOHO"
 
@@ -84,7 +103,9 @@ async def test_concurrent_creates_of_the_same_person_make_one(make_client, db):
     statuses = sorted(r.status_code for r in results)
     assert statuses.count(201) == 1, statuses
     assert all(s == 409 for s in statuses if s != 201), statuses
-    count = (await db.execute(select(func.count()).select_from(User).where(User.employee_number == "300001"))).scalar()
+    count = (
+        await db.execute(select(func.count()).select_from(User).where(User.employee_number == "300001"))
+    ).scalar()
     assert count == 1
 
 

@@ -38,7 +38,9 @@ async def test_session_cookie_flags_and_fresh_id(anon):
 
 
 async def test_sign_in_by_email_is_case_insensitive(anon):
-    r = await anon.post("/api/auth/login", json={"login": "Sakura.Yamamoto@example.lg.jp", "password": DEMO_PASSWORD})
+    r = await anon.post(
+        "/api/auth/login", json={"login": "Sakura.Yamamoto@example.lg.jp", "password": DEMO_PASSWORD}
+    )
     assert r.status_code == 200
 
 
@@ -52,7 +54,11 @@ async def test_wrong_password_is_401_and_audited(anon, db):
     r = await anon.post("/api/auth/login", json={"login": "100012", "password": "nope"})
     assert r.status_code == 401
     assert "パスワード" in r.json()["detail"]
-    events = (await db.execute(select(AuditEvent).where(AuditEvent.action == "auth.login.failure"))).scalars().all()
+    events = (
+        (await db.execute(select(AuditEvent).where(AuditEvent.action == "auth.login.failure")))
+        .scalars()
+        .all()
+    )
     assert len(events) == 1
     assert events[0].entity_id == "100012"
 
@@ -100,7 +106,12 @@ async def test_html_login_form_and_next_is_local_only(anon):
     page = await anon.get("/login")
     assert page.status_code == 200
     assert '<html lang="ja">' in page.text
-    form = {"login": "100012", "password": DEMO_PASSWORD, "next": "https://evil.example/", "_csrf_token": anon.headers["x-csrftoken"]}
+    form = {
+        "login": "100012",
+        "password": DEMO_PASSWORD,
+        "next": "https://evil.example/",
+        "_csrf_token": anon.headers["x-csrftoken"],
+    }
     r = await anon.post("/login", data=form)
     assert r.status_code == 303
     assert r.headers["location"] == "/"
@@ -110,7 +121,7 @@ async def test_html_login_failure_shows_message(anon):
     form = {"login": "100012", "password": "bad", "_csrf_token": anon.headers["x-csrftoken"]}
     r = await anon.post("/login", data=form)
     assert r.status_code == 401
-    assert "role=\"alert\"" in r.text
+    assert 'role="alert"' in r.text
 
 
 async def test_pages_redirect_to_login_when_signed_out(anon):
