@@ -17,7 +17,7 @@ SIGNED_IN = ROLES[1:]
 
 @dataclass(frozen=True)
 class Rule:
-    """Who gets which status: `allowed` roles get `ok`; other signed-in roles get `denied`; anon gets `anon`."""
+    """Status per role: `allowed` roles get `ok`, other signed-in roles `denied`, signed-out `anon`."""
 
     allowed: tuple[str, ...]
     ok: int = 200
@@ -47,8 +47,12 @@ def page(*roles: str, **kw) -> Rule:
 
 
 # Sample path values: user 100019 (山口 翼) is in 行政改革課, which the demo unit head heads.
-SAMPLE = {"{user_id:int}": "{user_in_scope}", "{unit_id:int}": "{unit_in_scope}", "{file_path:path}": "app.css",
-          "{path:str}": "openapi.json"}
+SAMPLE = {
+    "{user_id:int}": "{user_in_scope}",
+    "{unit_id:int}": "{unit_in_scope}",
+    "{file_path:path}": "app.css",
+    "{path:str}": "openapi.json",
+}
 
 TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/health/live"): Rule(PUBLIC),
@@ -81,6 +85,13 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/admin/users"): page(*PEOPLE_READERS),
     ("GET", "/admin/users/{user_id:int}"): page(*PEOPLE_READERS),
     ("GET", "/admin/units"): page(*ORG_WRITERS),
+    ("GET", "/admin/import"): page(*ORG_WRITERS),
+    ("POST", "/admin/import/units"): Rule(ORG_WRITERS, ok=400, form={}),
+    ("POST", "/admin/import/users"): Rule(ORG_WRITERS, ok=400, form={}),
+    ("GET", "/api/org/units.csv"): Rule(ORG_WRITERS),
+    ("GET", "/api/org/users.csv"): Rule(ORG_WRITERS),
+    ("POST", "/api/org/units/import"): Rule(ORG_WRITERS, ok=415, form={}),  # not multipart
+    ("POST", "/api/org/users/import"): Rule(ORG_WRITERS, ok=415, form={}),
     ("GET", "/api/audit"): Rule(AUDIT),
     ("GET", "/api/audit.csv"): Rule(AUDIT),
     ("GET", "/audit"): page(*AUDIT),
