@@ -25,6 +25,7 @@ from app.pages import HomePage
 from app.settings import Settings
 from app.stores import Backends, Counter
 from auth import controllers as auth_controllers
+from auth import csv_controllers
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
@@ -78,7 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_sessions(state: State) -> SessionManager:
         return state.sessions
 
-    nav = [*auth_controllers.NAV, *audit_controllers.NAV]
+    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV]
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_controllers.PeopleApi,
             auth_controllers.UnitsApi,
             auth_controllers.AdminPages,
+            csv_controllers.OrgCsvApi,
+            csv_controllers.ImportPages,
             audit_controllers.AuditController,
             create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
         ],
