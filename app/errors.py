@@ -100,6 +100,15 @@ def _field_of(item: dict[str, Any]) -> str:
     return m.group(1) if m else str(key)
 
 
+def field_errors(locale: str, exc: Exception) -> list[dict[str, str]]:
+    """Per-field messages for a form, from msgspec validation or a domain error."""
+    if isinstance(exc, DomainError):
+        text = translate(locale, exc.key, **exc.params)
+        return [{"field": str(exc.params.get("field", "")), "message": text}]
+    message = str(exc)
+    return [{"field": _field_of({"message": message}), "message": _humanise(locale, message)}]
+
+
 def describe(request: Request[Any, Any, Any], exc: Exception) -> tuple[int, str, str, list[dict[str, Any]]]:
     """Status, title, human detail and per-field errors for any exception, in the request's language."""
     from app.web import request_locale

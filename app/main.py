@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,11 @@ from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
@@ -26,12 +27,13 @@ from app.settings import Settings
 from app.stores import Backends, Counter
 from auth import controllers as auth_controllers
 from auth import csv_controllers
+from auth import pages as auth_pages
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE_DIRS = [HERE / "templates", HERE.parent / "auth" / "templates"]
+TEMPLATE_DIRS: list[Path | PathLike[Any] | str] = [HERE / "templates", HERE.parent / "auth" / "templates"]
 
 log = logging.getLogger("telework")
 
@@ -88,11 +90,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_controllers.AuthApi,
             auth_controllers.PeopleApi,
             auth_controllers.UnitsApi,
-            auth_controllers.AdminPages,
+            auth_pages.AdminPages,
             csv_controllers.OrgCsvApi,
             csv_controllers.ImportPages,
             audit_controllers.AuditController,
-            create_static_files_router(path="/static", directories=[HERE / "static"], include_in_schema=False),
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], include_in_schema=False
+            ),
         ],
         dependencies={
             "db": Provide(db.provide_db),
