@@ -65,7 +65,7 @@ def _bounds(since: date | None, until: date | None) -> tuple[datetime | None, da
 Action = Annotated[str | None, QueryParameter(max_length=80)]
 EntityType = Annotated[str | None, QueryParameter(max_length=60)]
 EntityId = Annotated[str | None, QueryParameter(max_length=80)]
-ActorId = Annotated[int | None, QueryParameter(ge=1)]
+ActorId = Annotated[int | None, QueryParameter(ge=1, le=2_147_483_647)]
 
 
 class AuditController(Controller):

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
 
@@ -18,7 +19,11 @@ class HealthController(Controller):
         """The process answers."""
         return {"status": "ok"}
 
-    @get("/ready", operation_id="healthReady")
+    @get(
+        "/ready",
+        operation_id="healthReady",
+        responses={503: ResponseSpec(dict[str, Any], description="Database or Redis not answering")},
+    )
     async def ready(self, state: State) -> Response[dict[str, Any]]:
         """The database (and Redis, when configured) answer; 503 otherwise."""
         checks: dict[str, str] = {}

@@ -22,6 +22,7 @@ from litestar.template import TemplateConfig
 from app import audit_controllers, db
 from app.errors import handle_exception
 from app.health import HealthController
+from app.openapi import document_problems
 from app.pages import HomePage
 from app.settings import Settings
 from app.stores import Backends, Counter
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         debug=False,
     )
+    document_problems(app.openapi_schema)
     app.state.settings = settings
     app.state.passwords = passwords
     app.state.nav = nav

@@ -240,7 +240,7 @@ class PeopleApi(Controller):
         request: Request[Principal, Any, Any],
         db: DB,
         q: Annotated[str | None, QueryParameter(max_length=100)] = None,
-        unit_id: Annotated[int | None, QueryParameter(ge=1)] = None,
+        unit_id: Annotated[int | None, QueryParameter(ge=1, le=2_147_483_647)] = None,
         include_inactive: FromQuery[bool] = False,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
         offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
@@ -276,7 +276,7 @@ class PeopleApi(Controller):
         self,
         request: Request[Principal, Any, Any],
         db: DB,
-        user_id: Annotated[int, PathParameter(ge=1)],
+        user_id: Annotated[int, PathParameter(ge=1, le=2_147_483_647)],
     ) -> schemas.UserRead:
         """One person, if within the reader's scope."""
         user = await services.get_user(db, request.user, user_id)
@@ -289,7 +289,7 @@ class PeopleApi(Controller):
         db: DB,
         passwords: PasswordsDep,
         sessions: SessionsDep,
-        user_id: Annotated[int, PathParameter(ge=1)],
+        user_id: Annotated[int, PathParameter(ge=1, le=2_147_483_647)],
         data: JSONBody[schemas.UserUpdate],
     ) -> schemas.UserRead:
         """Change a person's details or deactivate them (their sessions end)."""
@@ -303,7 +303,7 @@ class PeopleApi(Controller):
         self,
         request: Request[Principal, Any, Any],
         db: DB,
-        user_id: Annotated[int, PathParameter(ge=1)],
+        user_id: Annotated[int, PathParameter(ge=1, le=2_147_483_647)],
         data: JSONBody[schemas.RolesIn],
     ) -> list[schemas.RoleRead]:
         """Replace a person's roles."""
@@ -331,7 +331,9 @@ class UnitsApi(Controller):
         return await services.unit_read_one(db, unit)
 
     @get("/{unit_id:int}", operation_id="getUnit", guards=[signed_in])
-    async def get_unit(self, db: DB, unit_id: Annotated[int, PathParameter(ge=1)]) -> schemas.UnitRead:
+    async def get_unit(
+        self, db: DB, unit_id: Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
+    ) -> schemas.UnitRead:
         """One unit."""
         return await services.unit_read_one(db, await services.get_unit(db, unit_id))
 
@@ -340,7 +342,7 @@ class UnitsApi(Controller):
         self,
         request: Request[Principal, Any, Any],
         db: DB,
-        unit_id: Annotated[int, PathParameter(ge=1)],
+        unit_id: Annotated[int, PathParameter(ge=1, le=2_147_483_647)],
         data: JSONBody[schemas.UnitUpdate],
     ) -> schemas.UnitRead:
         """Rename, move or (de)activate a unit."""

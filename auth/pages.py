@@ -23,7 +23,7 @@ from auth.sessions import SessionManager
 PasswordsDep = NamedDependency[Passwords]
 SessionsDep = NamedDependency[SessionManager]
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-UserId = Annotated[int, PathParameter(ge=1)]
+UserId = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 ORG_WRITERS = ("hr_admin", "sysadmin")
 ROLE_CHOICES = ("employee", "unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
 Text = Annotated[str, msgspec.Meta(max_length=400)]

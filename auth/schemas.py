@@ -37,7 +37,7 @@ class RoleRead(msgspec.Struct, kw_only=True):
 
 class RoleIn(Strict, kw_only=True):
     role: Role
-    unit_id: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    unit_id: Annotated[int, msgspec.Meta(ge=1, le=2_147_483_647)] | None = None
 
 
 class RolesIn(Strict, kw_only=True):

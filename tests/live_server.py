@@ -20,8 +20,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables of the developer's or CI's environment that must not leak into the throwaway server.
-_DROP = ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "BASE_URL", "VAR_DIR", "APP_ENV", "HOST", "PORT",
-         "SEED_DEMO", "MIGRATE_ON_START", "DEFAULT_LOCALE", "OIDC_ISSUER", "SMTP_HOST")
+_DROP = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SECRET_KEY",
+    "BASE_URL",
+    "VAR_DIR",
+    "APP_ENV",
+    "HOST",
+    "PORT",
+    "SEED_DEMO",
+    "MIGRATE_ON_START",
+    "DEFAULT_LOCALE",
+    "OIDC_ISSUER",
+    "SMTP_HOST",
+)
 
 
 @dataclass(frozen=True)

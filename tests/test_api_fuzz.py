@@ -17,7 +17,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from app.i18n import LOCALES, translate
 from app.main import create_app
@@ -91,7 +91,7 @@ def test_api(case: schemathesis.Case, api_session: Session) -> None:
         base_url=api_session.base_url,
         headers=api_session.headers,
         cookies=api_session.cookies,
-        checks=[not_a_server_error, response_schema_conformance],
+        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
     )
     # The session and the CSRF token must be accepted; a 403 is fine only as a role refusal.
     assert response.status_code != 401 or case.path == "/api/auth/login", response.text
