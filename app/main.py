@@ -27,7 +27,7 @@ from app.pages import HomePage
 from app.settings import Settings
 from app.stores import Backends, Counter
 from auth import controllers as auth_controllers
-from auth import csv_controllers
+from auth import csv_controllers, sso_controllers
 from auth import pages as auth_pages
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
@@ -50,6 +50,19 @@ async def startup(app: Litestar) -> None:
     app.state.sessions = SessionManager(
         backends.store, settings.session_idle_minutes * 60, settings.session_absolute_hours * 3600
     )
+    app.state.oidc = None
+    if settings.sso_enabled:
+        from auth.oidc import OidcClient
+
+        app.state.oidc = OidcClient(
+            issuer=settings.oidc_issuer or "",
+            client_id=settings.oidc_client_id or "",
+            client_secret=settings.oidc_client_secret or "",
+            redirect_uri=settings.base_url + "/auth/sso/callback",
+            scopes=settings.oidc_scopes,
+            timeout=settings.oidc_timeout_seconds,
+            leeway=settings.oidc_leeway_seconds,
+        )
     if settings.migrate_on_start:
         await db.migrate(engine)
     if settings.seed_demo:
@@ -82,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_sessions(state: State) -> SessionManager:
         return state.sessions
 
-    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV]
+    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV, *sso_controllers.NAV]
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -92,6 +105,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_controllers.PeopleApi,
             auth_controllers.UnitsApi,
             auth_pages.AdminPages,
+            sso_controllers.SsoFlow,
+            sso_controllers.SsoAdmin,
             csv_controllers.OrgCsvApi,
             csv_controllers.ImportPages,
             audit_controllers.AuditController,

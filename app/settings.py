@@ -64,6 +64,9 @@ class Settings:
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
     oidc_scopes: str = "openid email profile"
+    oidc_timeout_seconds: int = 10
+    oidc_leeway_seconds: int = 60
+    local_login: str = "all"
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     extra: dict[str, str] = field(default_factory=dict)
@@ -71,6 +74,10 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @property
     def is_sqlite(self) -> bool:
@@ -120,12 +127,19 @@ class Settings:
             "oidc_client_id": _str("OIDC_CLIENT_ID"),
             "oidc_client_secret": _str("OIDC_CLIENT_SECRET"),
             "oidc_scopes": _str("OIDC_SCOPES", "openid email profile"),
+            "oidc_timeout_seconds": _int("OIDC_TIMEOUT_SECONDS", 10),
+            "oidc_leeway_seconds": _int("OIDC_LEEWAY_SECONDS", 60),
+            "local_login": _str("LOCAL_LOGIN", "all"),
             "argon2_time_cost": _int("ARGON2_TIME_COST", 3),
             "argon2_memory_kib": _int("ARGON2_MEMORY_KIB", 65536),
         }
         values.update({k: v for k, v in overrides.items() if k not in {"app_env", "var_dir", "database_url"}})
         if values["base_url"] is None:
             values["base_url"] = f"http://{values['host']}:{values['port']}"
+        if values["local_login"] not in {"all", "admins"}:
+            raise SettingsError("LOCAL_LOGIN must be all or admins")
+        if values["oidc_issuer"] and not (values["oidc_client_id"] and values["oidc_client_secret"]):
+            raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
         if values["default_locale"] not in {"ja", "en"}:
             raise SettingsError("DEFAULT_LOCALE must be ja or en")
         return cls(**values)  # type: ignore[arg-type]

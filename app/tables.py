@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+import app.audit  # noqa: F401
 import auth.models  # noqa: F401
 
 metadata = SQLModel.metadata

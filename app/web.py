@@ -52,5 +52,7 @@ def page_context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any
         "me": principal,
         "nav": nav,
         "current_path": request.url.path,
+        "sso_enabled": getattr(request.app.state, "oidc", None) is not None,
+        "local_login": request.app.state.settings.local_login,
         **extra,
     }

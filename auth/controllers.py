@@ -144,14 +144,20 @@ class SignInPages(Controller):
         response.set_cookie(LANG_COOKIE, user.locale, path="/", samesite="lax", max_age=365 * 86400)
         return response
 
-    @post("/logout", operation_id="logoutSubmit", status_code=303)
+    @post(["/logout", "/auth/logout"], operation_id="logoutSubmit", status_code=303)
     async def logout_submit(
         self, request: Request[Any, Any, Any], sessions: SessionsDep, settings: SettingsDep
     ) -> Any:
+        """Sign out here; after an SSO sign-in, also at the provider (RP-initiated logout)."""
         record = request.scope.get("auth")
+        target = "/login"
         if record is not None:
             await sessions.destroy(record.sid)
-        response = Redirect("/login", status_code=303)
+            client = getattr(request.app.state, "oidc", None)
+            if record.auth_method == "oidc" and client is not None:
+                url = await client.end_session_url(record.id_token or None, settings.base_url + "/login")
+                target = url or target
+        response = Redirect(target, status_code=303)
         response.set_cookie(session_cookie(settings, "", clear=True))
         return response
 

@@ -59,3 +59,41 @@ class RoleAssignment(SQLModel, table=True):
     role: str = Field(max_length=20)
     unit_id: int | None = Field(default=None, foreign_key="org_unit.id")
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SsoClaimMapping(SQLModel, table=True):
+    """Which ID-token claims carry what (one row; editable by sysadmin, defaults fit most providers)."""
+
+    __tablename__ = "sso_claim_mapping"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name_claim: str = Field(default="name", max_length=100)
+    kana_claim: str = Field(default="", max_length=100)
+    email_claim: str = Field(default="email", max_length=100)
+    employee_number_claim: str = Field(default="employee_number", max_length=100)
+    unit_claim: str = Field(default="unit_code", max_length=100)
+    groups_claim: str = Field(default="groups", max_length=100)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SsoRoleMapping(SQLModel, table=True):
+    """An allow-listed group or app-role value from the provider and the role it grants here."""
+
+    __tablename__ = "sso_role_mapping"
+    __table_args__ = (UniqueConstraint("value", "role", name="uq_sso_role_mapping"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    value: str = Field(max_length=255, index=True)
+    role: str = Field(max_length=20)
+
+
+class SsoUnmappedValue(SQLModel, table=True):
+    """A group or role value seen in tokens that maps to nothing, shown to admins so they can decide."""
+
+    __tablename__ = "sso_unmapped_value"
+
+    id: int | None = Field(default=None, primary_key=True)
+    value: str = Field(max_length=255, unique=True)
+    count: int = Field(default=1)
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)

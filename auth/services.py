@@ -472,6 +472,16 @@ async def find_login(db: AsyncSession, login: str) -> User | None:
     ).scalar_one_or_none()
 
 
+async def local_login_allowed(db: AsyncSession, settings: Settings, user: User) -> bool:
+    """With SSO on and LOCAL_LOGIN=admins, only break-glass sysadmins may use a password."""
+    if not settings.sso_enabled or settings.local_login == "all":
+        return True
+    roles = (
+        await db.execute(select(col(RoleAssignment.role)).where(col(RoleAssignment.user_id) == user.id))
+    ).scalars()
+    return "sysadmin" in set(roles)
+
+
 async def authenticate(
     db: AsyncSession,
     counter: Counter,
@@ -497,6 +507,18 @@ async def authenticate(
         raise TooManyRequests("auth.ip_throttled", retry_after=await counter.ttl(ip_key) or window)
     user = await find_login(db, login)
     ok = passwords.verify(user.password_hash if user else None, password)
+    if ok and user is not None and user.active and not await local_login_allowed(db, settings, user):
+        audit.record(
+            db,
+            "auth.login.local_disabled",
+            actor_id=user.id,
+            actor_label=login,
+            entity_type="user",
+            entity_id=user.id,
+            ip=ip,
+        )
+        await db.commit()
+        raise Forbidden("auth.use_sso")
     if not ok or user is None or not user.active:
         failures = await counter.hit(account_key, window)
         await counter.hit(ip_key, window)

@@ -15,6 +15,7 @@ from litestar.stores.base import Store
 
 SESSION_PREFIX = "session:"
 USER_INDEX_PREFIX = "user-sessions:"
+OIDC_SID_PREFIX = "oidc-sid:"
 
 
 @dataclass
@@ -23,6 +24,8 @@ class SessionRecord:
     user_id: int
     created: float
     auth_method: str = "password"
+    oidc_sid: str = ""
+    id_token: str = ""
 
 
 class SessionManager:
@@ -31,12 +34,21 @@ class SessionManager:
         self.idle = idle_seconds
         self.absolute = absolute_seconds
 
-    async def create(self, user_id: int, auth_method: str = "password") -> SessionRecord:
+    async def create(
+        self, user_id: int, auth_method: str = "password", *, oidc_sid: str = "", id_token: str = ""
+    ) -> SessionRecord:
         record = SessionRecord(
-            sid=secrets.token_urlsafe(32), user_id=user_id, created=time.time(), auth_method=auth_method
+            sid=secrets.token_urlsafe(32),
+            user_id=user_id,
+            created=time.time(),
+            auth_method=auth_method,
+            oidc_sid=oidc_sid,
+            id_token=id_token,
         )
         await self.store.set(SESSION_PREFIX + record.sid, json.dumps(asdict(record)), expires_in=self.idle)
-        await self._index_add(user_id, record.sid)
+        await self._index_add(USER_INDEX_PREFIX + str(user_id), record.sid)
+        if oidc_sid:
+            await self._index_add(OIDC_SID_PREFIX + oidc_sid, record.sid)
         return record
 
     async def load(self, sid: str) -> SessionRecord | None:
@@ -61,21 +73,26 @@ class SessionManager:
 
     async def destroy_all_for(self, user_id: int) -> int:
         """End every session of a user (deactivation, admin action); returns how many were live."""
+        return await self._destroy_indexed(USER_INDEX_PREFIX + str(user_id))
+
+    async def destroy_by_oidc_sid(self, oidc_sid: str) -> int:
+        """End the sessions that one provider session (its `sid`) opened here: back-channel logout."""
+        return await self._destroy_indexed(OIDC_SID_PREFIX + oidc_sid)
+
+    async def _destroy_indexed(self, index_key: str) -> int:
         ended = 0
-        for sid in await self._index(user_id):
+        for sid in await self._index(index_key):
             if await self.store.exists(SESSION_PREFIX + sid):
                 ended += 1
             await self.store.delete(SESSION_PREFIX + sid)
-        await self.store.delete(USER_INDEX_PREFIX + str(user_id))
+        await self.store.delete(index_key)
         return ended
 
-    async def _index(self, user_id: int) -> list[str]:
-        raw = await self.store.get(USER_INDEX_PREFIX + str(user_id))
+    async def _index(self, index_key: str) -> list[str]:
+        raw = await self.store.get(index_key)
         return list(json.loads(raw)) if raw else []
 
-    async def _index_add(self, user_id: int, sid: str) -> None:
-        live = [s for s in await self._index(user_id) if await self.store.exists(SESSION_PREFIX + s)]
+    async def _index_add(self, index_key: str, sid: str) -> None:
+        live = [s for s in await self._index(index_key) if await self.store.exists(SESSION_PREFIX + s)]
         live.append(sid)
-        await self.store.set(
-            USER_INDEX_PREFIX + str(user_id), json.dumps(live[-50:]), expires_in=self.absolute
-        )
+        await self.store.set(index_key, json.dumps(live[-50:]), expires_in=self.absolute)
