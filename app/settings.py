@@ -67,6 +67,7 @@ class Settings:
     oidc_timeout_seconds: int = 10
     oidc_leeway_seconds: int = 60
     local_login: str = "all"
+    oidc_hosted_domain: str | None = None
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     extra: dict[str, str] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class Settings:
             "oidc_timeout_seconds": _int("OIDC_TIMEOUT_SECONDS", 10),
             "oidc_leeway_seconds": _int("OIDC_LEEWAY_SECONDS", 60),
             "local_login": _str("LOCAL_LOGIN", "all"),
+            "oidc_hosted_domain": _str("OIDC_HOSTED_DOMAIN"),
             "argon2_time_cost": _int("ARGON2_TIME_COST", 3),
             "argon2_memory_kib": _int("ARGON2_MEMORY_KIB", 65536),
         }

@@ -11,6 +11,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 
+from app import audit
 from app.deps import DB
 from app.errors import DomainError, field_errors
 from app.security import Principal, requires
@@ -201,6 +202,29 @@ class AdminPages(Controller):
             context = await _user_context(request, db, user_id)
             context["errors"] = field_errors(request_locale(request), exc)
             return Template("auth/user.html", context=page_context(request, **context), status_code=422)
+        return Redirect(f"/admin/users/{user_id}?saved=1", status_code=303)
+
+    @post(
+        "/admin/users/{user_id:int}/sessions/end",
+        operation_id="userSessionsEndSubmit",
+        guards=[requires("sysadmin")],
+        status_code=303,
+    )
+    async def end_sessions_submit(
+        self, request: Request[Principal, Any, Any], db: DB, sessions: SessionsDep, user_id: UserId
+    ) -> Any:
+        """Sign a person out everywhere (lost phone, suspected misuse)."""
+        await services.get_user(db, request.user, user_id)
+        ended = await sessions.destroy_all_for(user_id)
+        audit.record(
+            db,
+            "user.sessions_ended",
+            actor_id=request.user.id,
+            entity_type="user",
+            entity_id=user_id,
+            after={"sessions_ended": ended},
+            ip=client_ip(request),
+        )
         return Redirect(f"/admin/users/{user_id}?saved=1", status_code=303)
 
     @get("/admin/units", operation_id="unitsPage", guards=[requires(*ORG_WRITERS)])

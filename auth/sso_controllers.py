@@ -194,6 +194,8 @@ class SsoFlow(Controller):
         except OidcError as exc:
             return await fail(exc.reason, 400, exc.detail)
         await store.set(sso.KIDS_KEY, json.dumps(sorted(client.key_ids_seen)))
+        if settings.oidc_hosted_domain and claims.get("hd") != settings.oidc_hosted_domain:
+            return await fail("wrong_domain", 403, str(claims.get("hd", ""))[:100])
         try:
             user = await sso.provision(db, client.issuer, claims, ip)
         except sso.SsoRefused as exc:

@@ -75,6 +75,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/sso"): Rule(("sysadmin",)),
     ("PUT", "/api/sso/mapping"): Rule(("sysadmin",), ok=400, body={"roles": "x"}),
     ("DELETE", "/api/users/{user_id:int}/sessions"): Rule(("sysadmin",)),
+    ("POST", "/admin/users/{user_id:int}/sessions/end"): Rule(("sysadmin",), ok=303, form={}),
     ("GET", "/admin/sso"): page("sysadmin"),
     ("POST", "/admin/sso"): Rule(("sysadmin",), ok=303, form={"name_claim": "name"}),
     ("POST", "/lang"): Rule(PUBLIC, ok=303, form={"lang": "ja", "next": "/"}),

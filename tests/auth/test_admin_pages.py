@@ -93,3 +93,15 @@ async def test_new_unit_form(hr):
     )
     assert r.status_code == 303
     assert "情報セキュリティ係" in (await hr.get("/admin/units")).text
+
+
+async def test_sysadmin_signs_a_person_out_everywhere(sysadmin, make_client, db):
+    phone, laptop = await make_client("employee"), await make_client("employee")
+    uid = (await phone.get("/api/me")).json()["id"]
+    r = await sysadmin.post(f"/admin/users/{uid}/sessions/end", data=form(sysadmin))
+    assert r.status_code == 303
+    assert (await phone.get("/api/me")).status_code == 401 and (
+        await laptop.get("/api/me")
+    ).status_code == 401
+    r = await sysadmin.delete(f"/api/users/{uid}/sessions")
+    assert r.json() == {"sessions_ended": 0}

@@ -338,3 +338,19 @@ async def test_local_sign_in_can_be_limited_to_admins(settings, op):
 
 async def test_sso_routes_are_404_when_not_configured(anon):
     assert (await anon.get("/auth/sso/login")).status_code == 404
+
+
+async def test_hosted_domain_is_enforced(settings, op):
+    application = create_app(_sso_settings(settings, op.issuer, oidc_hosted_domain="city.example.jp"))
+    await startup(application)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=BASE) as client:
+            await prime_csrf(client)
+            op.user = {**op.user, "hd": "gmail.com"}
+            r = await sign_in(client)
+            assert r.status_code == 403 and "職場のアカウント" in r.text
+            op.user = {**op.user, "hd": "city.example.jp"}
+            assert (await sign_in(client)).status_code == 303
+            assert (await client.get("/api/me")).status_code == 200
+    finally:
+        await shutdown(application)
