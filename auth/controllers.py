@@ -300,7 +300,7 @@ class PeopleApi(Controller):
     ) -> schemas.UserRead:
         """Change a person's details or deactivate them (their sessions end)."""
         user = await services.update_user(db, request.user, user_id, data, passwords, client_ip(request))
-        if not user.active:
+        if not user.active or data.password is not None:
             await sessions.destroy_all_for(user.id or 0)
         return (await services.user_reads(db, [user]))[0]
 

@@ -222,6 +222,7 @@ class OidcClient:
                 iss={"essential": True, "value": self.issuer},
                 aud={"essential": True, "value": self.client_id},
                 iat={"essential": True},
+                exp={"essential": True},
                 jti={"essential": True},
             ).validate(claims)
             events = claims.get("events")

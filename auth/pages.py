@@ -173,7 +173,7 @@ class AdminPages(Controller):
             context = await _user_context(request, db, user_id)
             context["errors"] = field_errors(request_locale(request), exc)
             return Template("auth/user.html", context=page_context(request, **context), status_code=422)
-        if not user.active:
+        if not user.active or "password" in fields:
             await sessions.destroy_all_for(user.id or 0)
         return Redirect(f"/admin/users/{user_id}?saved=1", status_code=303)
 

@@ -15,6 +15,7 @@ from litestar.stores.base import Store
 
 SESSION_PREFIX = "session:"
 USER_INDEX_PREFIX = "user-sessions:"
+MAX_SESSIONS_PER_USER = 20
 OIDC_SID_PREFIX = "oidc-sid:"
 
 
@@ -93,6 +94,9 @@ class SessionManager:
         return list(json.loads(raw)) if raw else []
 
     async def _index_add(self, index_key: str, sid: str) -> None:
+        """Remember a session under an index; past the per-person limit the oldest sessions end."""
         live = [s for s in await self._index(index_key) if await self.store.exists(SESSION_PREFIX + s)]
         live.append(sid)
-        await self.store.set(index_key, json.dumps(live[-50:]), expires_in=self.absolute)
+        for old in live[:-MAX_SESSIONS_PER_USER]:
+            await self.store.delete(SESSION_PREFIX + old)
+        await self.store.set(index_key, json.dumps(live[-MAX_SESSIONS_PER_USER:]), expires_in=self.absolute)

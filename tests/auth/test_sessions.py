@@ -60,3 +60,13 @@ async def test_garbage_ids_are_rejected(store):
     assert await manager.load("x" * 500) is None
     await store.set(SESSION_PREFIX + "bad", "not json", expires_in=60)
     assert await manager.load("bad") is None
+
+
+async def test_oldest_sessions_end_past_the_per_person_limit(store):
+    from auth.sessions import MAX_SESSIONS_PER_USER
+
+    manager = SessionManager(store, idle_seconds=60, absolute_seconds=3600)
+    records = [await manager.create(9) for _ in range(MAX_SESSIONS_PER_USER + 3)]
+    assert [await manager.load(r.sid) is None for r in records[:3]] == [True] * 3
+    assert await manager.destroy_all_for(9) == MAX_SESSIONS_PER_USER
+    assert all([await manager.load(r.sid) is None for r in records])

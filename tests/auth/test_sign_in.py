@@ -44,10 +44,32 @@ async def test_sign_in_by_email_is_case_insensitive(anon):
     assert r.status_code == 200
 
 
-async def test_sign_out_ends_session(make_client):
+async def test_sign_out_ends_session_even_if_the_cookie_is_replayed(make_client):
     client = await make_client("employee")
+    old_cookie = client.cookies.get("th_session")
     assert (await client.post("/api/auth/logout")).status_code == 204
     assert (await client.get("/api/me")).status_code == 401
+    client.cookies.set("th_session", old_cookie)
+    assert (await client.get("/api/me")).status_code == 401
+
+
+async def test_new_sign_in_invalidates_the_previous_session_id(make_client):
+    client = await make_client("employee")
+    first = client.cookies.get("th_session")
+    r = await client.post("/api/auth/login", json={"login": "100012", "password": DEMO_PASSWORD})
+    assert r.status_code == 200 and client.cookies.get("th_session") != first
+    replay = await make_client()
+    replay.cookies.set("th_session", first)
+    assert (await replay.get("/api/me")).status_code == 401
+
+
+async def test_admin_password_reset_ends_the_persons_sessions(make_client):
+    person = await make_client("employee")
+    me = (await person.get("/api/me")).json()
+    hr = await make_client("hr_admin")
+    r = await hr.patch(f"/api/users/{me['id']}", json={"password": "a-brand-new-password-2026"})
+    assert r.status_code == 200
+    assert (await person.get("/api/me")).status_code == 401
 
 
 async def test_wrong_password_is_401_and_audited(anon, db):
