@@ -356,3 +356,14 @@ async def test_hosted_domain_is_enforced(settings, op):
             assert (await client.get("/api/me")).status_code == 200
     finally:
         await shutdown(application)
+
+
+async def test_discovery_for_another_issuer_is_refused(settings, op):
+    application = create_app(_sso_settings(settings, op.issuer + "/"))  # configured issuer ≠ discovery's
+    await startup(application)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url=BASE) as client:
+            r = await client.get("/auth/sso/login")
+            assert r.status_code == 502 and "一致しません" in r.text
+    finally:
+        await shutdown(application)
