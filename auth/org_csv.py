@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
+from app.csvutil import FORMULA_START, excel_csv
 from app.db import utcnow
 from app.errors import Conflict, DomainError
 from app.security import ROLES, Principal
@@ -24,7 +25,6 @@ from auth.services import unit_dict, user_dict
 Kind = Literal["units", "users"]
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 20_000
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # Every accepted header per column: the English name itself, then Japanese ones (the first is used on export).
 COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -526,17 +526,8 @@ async def import_users(
 # ---------------------------------------------------------------- export
 
 
-def guard(value: str) -> str:
-    """Excel must show a cell as text, never run it as a formula (CSV injection)."""
-    return "'" + value if value.lstrip("'").startswith(FORMULA_START) else value
-
-
 def _csv(kind: Kind, lang: str, rows: list[list[str]]) -> bytes:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow([aliases[0] if lang == "ja" else col for col, aliases in COLUMNS[kind].items()])
-    writer.writerows([[guard(v) for v in row] for row in rows])
-    return ("\ufeff" + buf.getvalue()).encode("utf-8")  # the BOM makes Excel read UTF-8
+    return excel_csv([aliases[0] if lang == "ja" else col for col, aliases in COLUMNS[kind].items()], rows)
 
 
 def _flag(value: bool) -> str:
