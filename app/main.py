@@ -32,9 +32,14 @@ from auth import pages as auth_pages
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
+from surveys import controllers as survey_controllers
 
 HERE = Path(__file__).resolve().parent
-TEMPLATE_DIRS: list[Path | PathLike[Any] | str] = [HERE / "templates", HERE.parent / "auth" / "templates"]
+TEMPLATE_DIRS: list[Path | PathLike[Any] | str] = [
+    HERE / "templates",
+    HERE.parent / "auth" / "templates",
+    HERE.parent / "surveys" / "templates",
+]
 
 log = logging.getLogger("telework")
 
@@ -95,7 +100,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_sessions(state: State) -> SessionManager:
         return state.sessions
 
-    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV, *sso_controllers.NAV]
+    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV, *sso_controllers.NAV,
+           *survey_controllers.NAV]
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -107,6 +113,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_pages.AdminPages,
             sso_controllers.SsoFlow,
             sso_controllers.SsoAdmin,
+            survey_controllers.SurveyApi,
+            survey_controllers.SurveyPages,
             csv_controllers.OrgCsvApi,
             csv_controllers.ImportPages,
             audit_controllers.AuditController,

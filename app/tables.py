@@ -4,5 +4,6 @@ from sqlmodel import SQLModel
 
 import app.audit  # noqa: F401
 import auth.models  # noqa: F401
+import surveys.models  # noqa: F401
 
 metadata = SQLModel.metadata

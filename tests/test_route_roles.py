@@ -39,6 +39,8 @@ PUBLIC = ROLES
 PEOPLE_READERS = ("unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
 ORG_WRITERS = ("hr_admin", "sysadmin")
 AUDIT = ("auditor", "sysadmin")
+SURVEY_ADMINS = ("hr_admin", "sysadmin")
+SURVEY_RESULTS = ("unit_head", "hr_admin", "auditor", "sysadmin")
 
 
 def page(*roles: str, **kw) -> Rule:
@@ -48,6 +50,8 @@ def page(*roles: str, **kw) -> Rule:
 
 # Sample path values: user 100019 (山口 翼) is in 行政改革課, which the demo unit head heads.
 SAMPLE = {
+    "{survey_id:int}": "{survey}",
+    "{round_id:int}": "{round}",
     "{user_id:int}": "{user_in_scope}",
     "{unit_id:int}": "{unit_in_scope}",
     "{file_path:path}": "app.css",
@@ -108,10 +112,52 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/org/users.csv"): Rule(ORG_WRITERS),
     ("POST", "/api/org/units/import"): Rule(ORG_WRITERS, ok=415, form={}),  # not multipart
     ("POST", "/api/org/users/import"): Rule(ORG_WRITERS, ok=415, form={}),
+    ("GET", "/api/surveys"): Rule(SURVEY_ADMINS),
+    ("POST", "/api/surveys"): Rule(SURVEY_ADMINS, ok=400, body={}),
+    ("POST", "/api/surveys/from-template"): Rule(SURVEY_ADMINS, ok=201),
+    ("GET", "/api/surveys/{survey_id:int}"): Rule(SURVEY_ADMINS),
+    ("PUT", "/api/surveys/{survey_id:int}"): Rule(SURVEY_ADMINS, ok=400, body={}),
+    ("POST", "/api/surveys/{survey_id:int}/rounds"): Rule(SURVEY_ADMINS, ok=400, body={}),
+    # The sample round invites everyone, so every signed-in person may read and answer it.
+    ("GET", "/api/surveys/rounds/{round_id:int}"): Rule(SIGNED_IN),
+    ("GET", "/api/surveys/mine"): Rule(SIGNED_IN),
+    ("POST", "/api/surveys/rounds/{round_id:int}/answers"): Rule(SIGNED_IN, ok=400, body={}),
+    ("GET", "/api/surveys/rounds/{round_id:int}/results"): Rule(SURVEY_RESULTS),
+    ("GET", "/api/surveys/rounds/{round_id:int}/results.csv"): Rule(SURVEY_RESULTS),
+    ("GET", "/api/surveys/settings"): Rule(SURVEY_ADMINS),
+    ("PUT", "/api/surveys/settings"): Rule(SURVEY_ADMINS, ok=400, body={}),
+    ("GET", "/surveys"): page(*SIGNED_IN),
+    ("GET", "/surveys/rounds/{round_id:int}"): page(*SIGNED_IN),
+    ("POST", "/surveys/rounds/{round_id:int}"): Rule(SIGNED_IN, ok=422, form={}),
+    ("GET", "/admin/surveys"): page(*SURVEY_ADMINS),
+    ("POST", "/admin/surveys/from-template"): Rule(SURVEY_ADMINS, ok=303, form={}),
+    ("POST", "/admin/surveys/{survey_id:int}/rounds"): Rule(SURVEY_ADMINS, ok=422, form={}),
+    ("GET", "/admin/surveys/rounds/{round_id:int}/results"): page(*SURVEY_RESULTS),
     ("GET", "/api/audit"): Rule(AUDIT),
     ("GET", "/api/audit.csv"): Rule(AUDIT),
     ("GET", "/audit"): page(*AUDIT),
 }
+
+
+async def sample_round(db) -> tuple[int, int]:
+    """A survey with a round open to everyone, so survey routes have something to act on."""
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from app.security import Principal
+    from surveys import schemas, services
+
+    hr = Principal(
+        id=8, employee_number="100008", name="hr", locale="ja", roles=frozenset({"hr_admin"}), unit_id=None
+    )
+    survey = await services.create_from_template(db, hr)
+    now = utcnow()
+    window = schemas.RoundIn(
+        title="sample", opens_at=now - timedelta(minutes=1), closes_at=now + timedelta(days=7)
+    )
+    rnd = await services.create_round(db, hr, survey.id, window)
+    await db.commit()
+    return survey.id, rnd.id
 
 
 def registered_routes(app) -> set[tuple[str, str]]:
@@ -147,7 +193,8 @@ async def test_route_answers_each_role_as_declared(make_client, db, method, path
     url = path
     for placeholder, sample in SAMPLE.items():
         url = url.replace(placeholder, sample)
-    url = url.format(user_in_scope=user_id, unit_in_scope=unit_id)
+    survey_id, round_id = await sample_round(db)
+    url = url.format(user_in_scope=user_id, unit_in_scope=unit_id, survey=survey_id, round=round_id)
     failures = []
     for role in ROLES:
         client = await make_client(None if role == "anon" else role)
