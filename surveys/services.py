@@ -335,6 +335,18 @@ def _add_months(value: datetime, months: int) -> datetime:
     return value.replace(year=year, month=month, day=day)
 
 
+async def _claim(db: AsyncSession, rnd: Round, current: str, new: str) -> bool:
+    """Move a round on only if nobody else did first: several workers may run the same job."""
+    result = await db.execute(
+        update(Round)
+        .where(col(Round.id) == rnd.id, col(Round.status) == current)
+        .values(status=new)
+        .execution_options(synchronize_session=False)
+    )
+    rnd.status = new
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
 async def tick(
     db: AsyncSession, now: datetime | None = None, mailer: Any = None, base_url: str = ""
 ) -> dict[str, int]:
@@ -342,12 +354,14 @@ async def tick(
     now = now or utcnow()
     done = {"opened": 0, "closed": 0, "reminded": 0}
     due = await db.execute(select(Round).where(col(Round.status) == "scheduled", col(Round.opens_at) <= now))
-    for rnd in due.scalars():
-        await open_round(db, rnd)
-        done["opened"] += 1
+    for rnd in list(due.scalars()):
+        if await _claim(db, rnd, "scheduled", "opening"):
+            await open_round(db, rnd)
+            done["opened"] += 1
     ended = await db.execute(select(Round).where(col(Round.status) == "open", col(Round.closes_at) <= now))
-    for rnd in ended.scalars():
-        rnd.status = "closed"
+    for rnd in list(ended.scalars()):
+        if not await _claim(db, rnd, "open", "closed"):
+            continue
         done["closed"] += 1
         window = next_window(rnd)
         if window is not None:

@@ -270,3 +270,19 @@ async def test_my_surveys_lists_open_invitations(make_client, hr):
     client = await make_client(login="100012")
     mine = (await client.get("/api/surveys/mine")).json()
     assert [(m["id"], m["answered"]) for m in mine] == [(rnd["id"], False)]
+
+
+async def test_two_workers_ticking_at_once_close_a_round_once(hr, app):
+    survey, _rnd = await open_round(hr, closes_days=2, recurrence="monthly")
+    later = utcnow() + timedelta(days=3)
+
+    async def one_tick():
+        async with app.state.db_sessions() as db:
+            done = await services.tick(db, later)
+            await db.commit()
+            return done["closed"]
+
+    assert sorted(await asyncio.gather(one_tick(), one_tick())) == [0, 1]
+    async with app.state.db_sessions() as db:
+        count = (await db.execute(select(func.count()).where(Round.survey_id == survey["id"]))).scalar()
+    assert count == 2
