@@ -33,6 +33,7 @@ from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
 from surveys import controllers as survey_controllers
+from surveys import services as survey_services
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIRS: list[Path | PathLike[Any] | str] = [
@@ -100,8 +101,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_sessions(state: State) -> SessionManager:
         return state.sessions
 
-    nav = [*auth_controllers.NAV, *csv_controllers.NAV, *audit_controllers.NAV, *sso_controllers.NAV,
-           *survey_controllers.NAV]
+    nav = [
+        *auth_controllers.NAV,
+        *csv_controllers.NAV,
+        *audit_controllers.NAV,
+        *sso_controllers.NAV,
+        *survey_controllers.NAV,
+    ]
     app = Litestar(
         route_handlers=[
             HealthController,
@@ -156,4 +162,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.passwords = passwords
     app.state.nav = nav
+    app.state.home_notices = [survey_services.home_notices]
     return app

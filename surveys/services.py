@@ -597,3 +597,13 @@ async def update_settings(db: AsyncSession, actor: Principal, data: schemas.Sett
     )
     await db.flush()
     return row
+
+
+async def home_notices(db: AsyncSession, principal: Principal) -> list[Any]:
+    """In-app reminder: open rounds the person has not answered yet."""
+    from app.pages import Notice
+
+    pending = [r for r in await my_rounds(db, principal) if not r.answered]
+    if not pending:
+        return []
+    return [Notice(key="survey.home_pending", link="/surveys", params={"n": len(pending)})]

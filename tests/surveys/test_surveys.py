@@ -286,3 +286,11 @@ async def test_two_workers_ticking_at_once_close_a_round_once(hr, app):
     async with app.state.db_sessions() as db:
         count = (await db.execute(select(func.count()).where(Round.survey_id == survey["id"]))).scalar()
     assert count == 2
+
+
+async def test_home_page_reminds_until_answered(hr, make_client):
+    _, rnd = await open_round(hr)
+    employee = await make_client(login="100012")
+    assert "回答待ちのアンケートが1件あります" in (await employee.get("/")).text
+    await employee.post(f"/api/surveys/rounds/{rnd['id']}/answers", json=sheet(rnd))
+    assert "回答待ち" not in (await employee.get("/")).text
