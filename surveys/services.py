@@ -180,6 +180,14 @@ async def update_survey(db: AsyncSession, actor: Principal, survey_id: int, data
     return survey
 
 
+async def questions_snapshot(db: AsyncSession, survey_id: int) -> str:
+    """The survey's questions as they are now, frozen into a round so its answers stay comparable."""
+    rows = await db.execute(
+        select(Question).where(col(Question.survey_id) == survey_id).order_by(col(Question.position))
+    )
+    return json.dumps([msgspec_to_dict(question_read(q)) for q in rows.scalars()], ensure_ascii=False)
+
+
 async def get_survey(db: AsyncSession, survey_id: int) -> Survey:
     survey = await db.get(Survey, survey_id)
     if survey is None:
@@ -240,10 +248,7 @@ async def create_round(
     for code in data.audience.unit_codes:
         if (await db.execute(select(col(OrgUnit.id)).where(col(OrgUnit.code) == code))).first() is None:
             raise DomainError("org.unit_code_unknown", code=code, status_code=422)
-    qs = await db.execute(
-        select(Question).where(col(Question.survey_id) == survey.id).order_by(col(Question.position))
-    )
-    frozen = [msgspec_to_dict(question_read(q)) for q in qs.scalars()]
+    frozen = await questions_snapshot(db, survey.id or 0)
     rnd = Round(
         survey_id=survey.id or 0,
         title=data.title,
@@ -251,7 +256,7 @@ async def create_round(
         closes_at=closes,
         recurrence=data.recurrence,
         audience_json=json.dumps(msgspec_to_dict(data.audience)),
-        questions_json=json.dumps(frozen, ensure_ascii=False),
+        questions_json=frozen,
         max_reminders=data.max_reminders,
         created_by=actor.id,
     )
@@ -366,10 +371,7 @@ async def tick(
         window = next_window(rnd)
         if window is not None:
             survey = await get_survey(db, rnd.survey_id)
-            qs = await db.execute(
-                select(Question).where(col(Question.survey_id) == survey.id).order_by(col(Question.position))
-            )
-            frozen = [msgspec_to_dict(question_read(q)) for q in qs.scalars()]
+            frozen = await questions_snapshot(db, survey.id or 0)
             db.add(
                 Round(
                     survey_id=rnd.survey_id,
@@ -379,7 +381,7 @@ async def tick(
                     closes_at=window[1],
                     recurrence=rnd.recurrence,
                     audience_json=rnd.audience_json,
-                    questions_json=json.dumps(frozen, ensure_ascii=False),
+                    questions_json=frozen,
                     max_reminders=rnd.max_reminders,
                     created_by=rnd.created_by,
                 )
