@@ -181,7 +181,8 @@ class SurveyPages(Controller):
         try:
             await services.submit(db, request.user, round_id, answers)
         except DomainError as exc:
-            await db.rollback()
+            await db.rollback()  # expires `rnd`: load it again rather than touch it lazily (async)
+            rnd = await services.get_round(db, round_id)
             return Template(
                 "surveys/answer.html",
                 context=page_context(
@@ -221,8 +222,8 @@ class SurveyPages(Controller):
     ) -> Any:
         payload = {
             "title": data.title,
-            "opens_at": data.opens_at,
-            "closes_at": data.closes_at,
+            "opens_at": _local_datetime(data.opens_at),
+            "closes_at": _local_datetime(data.closes_at),
             "recurrence": data.recurrence or "none",
             "audience": {"unit_codes": [c for c in data.unit_codes.replace(",", " ").split() if c]},
         }
@@ -251,6 +252,12 @@ class SurveyPages(Controller):
     ) -> Template:
         data = await results.round_results(db, request.user, round_id, unit_id)
         return Template("surveys/results.html", context=page_context(request, r=data))
+
+
+def _local_datetime(value: str) -> str:
+    """A `datetime-local` input sends minutes only (2026-11-27T09:30); RFC 3339 parsing needs seconds."""
+    value = value.strip()
+    return f"{value}:00" if len(value) == 16 and value[10:11] == "T" else value
 
 
 def _answers_from_form(questions: list[schemas.QuestionRead], form: Any) -> dict[str, Any]:
