@@ -24,7 +24,7 @@ from auth.models import OrgUnit
 from auth.services import subtree_ids
 from surveys import schemas
 from surveys.models import Invitation, Response, Round
-from surveys.services import frozen_questions, get_round, round_brief, settings
+from surveys.services import frozen_questions, get_round, round_brief, settings, tokyo_today
 
 FULL_READERS = ("hr_admin", "auditor", "sysadmin")
 FAVOURABLE = {"likert": {4, 5}, "rating": {4, 5}}
@@ -232,7 +232,7 @@ async def _trend(
             schemas.TrendPoint(
                 round_id=r.id or 0,
                 title=r.title,
-                day=r.opens_at.date(),
+                day=tokyo_today(r.opens_at),
                 n=len(sheets) if shown else None,
                 favourable=_favourable(frozen_questions(r), sheets) if shown else None,
                 participation=_rate(await _invited(db, r.id or 0), scope_ids, min_invited),

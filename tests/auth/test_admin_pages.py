@@ -92,7 +92,9 @@ async def test_new_unit_form(hr):
         data=form(hr, code="JOHO-SEC", name="情報セキュリティ係", level="kakari", parent_code="JOHO"),
     )
     assert r.status_code == 303
-    assert "情報セキュリティ係" in (await hr.get("/admin/units")).text
+    page = (await hr.get("/admin/units")).text
+    assert "情報セキュリティ係" in page
+    assert "<title>組織 | テレワークハブ</title>" in page
 
 
 async def test_sysadmin_signs_a_person_out_everywhere(sysadmin, make_client, db):
