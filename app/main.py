@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from os import PathLike
 from pathlib import Path
@@ -19,7 +21,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from app import audit_controllers, db
+from app import audit_controllers, db, mail, mail_controllers
 from app.errors import handle_exception
 from app.health import HealthController
 from app.openapi import document_problems
@@ -76,9 +78,19 @@ async def startup(app: Litestar) -> None:
 
         async with app.state.db_sessions() as session:
             await seed_if_empty(session, app.state.passwords)
+    app.state.mail_task = None
+    if settings.mail_poll_seconds > 0:
+        app.state.mail_task = asyncio.create_task(
+            mail.delivery_loop(app.state.db_sessions, settings), name="mail-delivery"
+        )
 
 
 async def shutdown(app: Litestar) -> None:
+    task: asyncio.Task[None] | None = getattr(app.state, "mail_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await app.state.backends.close()
     await app.state.engine.dispose()
 
@@ -107,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *audit_controllers.NAV,
         *sso_controllers.NAV,
         *survey_controllers.NAV,
+        *mail_controllers.NAV,
     ]
     app = Litestar(
         route_handlers=[
@@ -124,6 +137,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             csv_controllers.OrgCsvApi,
             csv_controllers.ImportPages,
             audit_controllers.AuditController,
+            mail_controllers.OutboxPages,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),

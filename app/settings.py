@@ -60,6 +60,7 @@ class Settings:
     smtp_password: str | None = None
     smtp_from: str = "telework-hub@localhost"
     smtp_starttls: bool = False
+    mail_poll_seconds: int = 15
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
@@ -124,6 +125,7 @@ class Settings:
             "smtp_password": _str("SMTP_PASSWORD"),
             "smtp_from": _str("SMTP_FROM", "telework-hub@localhost"),
             "smtp_starttls": _bool("SMTP_STARTTLS", False),
+            "mail_poll_seconds": _int("MAIL_POLL_SECONDS", 15),
             "oidc_issuer": _str("OIDC_ISSUER"),
             "oidc_client_id": _str("OIDC_CLIENT_ID"),
             "oidc_client_secret": _str("OIDC_CLIENT_SECRET"),
@@ -142,6 +144,9 @@ class Settings:
             raise SettingsError("LOCAL_LOGIN must be all or admins")
         if values["oidc_issuer"] and not (values["oidc_client_id"] and values["oidc_client_secret"]):
             raise SettingsError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        poll = values["mail_poll_seconds"]
+        if not isinstance(poll, int) or poll < 0:
+            raise SettingsError("MAIL_POLL_SECONDS must be 0 (off) or more")
         if values["default_locale"] not in {"ja", "en"}:
             raise SettingsError("DEFAULT_LOCALE must be ja or en")
         return cls(**values)  # type: ignore[arg-type]

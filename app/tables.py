@@ -2,7 +2,8 @@
 
 from sqlmodel import SQLModel
 
-import app.audit  # noqa: F401
+import app.audit
+import app.mail  # noqa: F401
 import auth.models  # noqa: F401
 import surveys.models  # noqa: F401
 

@@ -56,6 +56,7 @@ SAMPLE = {
     "{unit_id:int}": "{unit_in_scope}",
     "{file_path:path}": "app.css",
     "{path:str}": "openapi.json",
+    "{id:int}": "1",
 }
 
 TABLE: dict[tuple[str, str], Rule] = {
@@ -136,6 +137,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit"): Rule(AUDIT),
     ("GET", "/api/audit.csv"): Rule(AUDIT),
     ("GET", "/audit"): page(*AUDIT),
+    ("GET", "/admin/outbox"): page("sysadmin"),
+    # No message 1 exists: the sysadmin gets past the guard to 'not found'.
+    ("POST", "/admin/outbox/{id:int}/retry"): Rule(("sysadmin",), ok=404, form={}),
 }
 
 
