@@ -24,6 +24,7 @@ from litestar.template import TemplateConfig
 from app import audit_controllers, db, mail, mail_controllers
 from app.errors import handle_exception
 from app.health import HealthController
+from app.jobs import Jobs
 from app.openapi import document_problems
 from app.pages import HomePage
 from app.settings import Settings
@@ -83,9 +84,14 @@ async def startup(app: Litestar) -> None:
         app.state.mail_task = asyncio.create_task(
             mail.delivery_loop(app.state.db_sessions, settings), name="mail-delivery"
         )
+    app.state.jobs = Jobs()
+    app.state.jobs.every(
+        "surveys", settings.jobs_interval_seconds, lambda: survey_services.run_jobs(app.state)
+    )
 
 
 async def shutdown(app: Litestar) -> None:
+    await app.state.jobs.stop()
     task: asyncio.Task[None] | None = getattr(app.state, "mail_task", None)
     if task is not None:
         task.cancel()

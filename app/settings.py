@@ -69,6 +69,7 @@ class Settings:
     oidc_leeway_seconds: int = 60
     local_login: str = "all"
     oidc_hosted_domain: str | None = None
+    jobs_interval_seconds: int = 60
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     extra: dict[str, str] = field(default_factory=dict)
@@ -134,6 +135,7 @@ class Settings:
             "oidc_leeway_seconds": _int("OIDC_LEEWAY_SECONDS", 60),
             "local_login": _str("LOCAL_LOGIN", "all"),
             "oidc_hosted_domain": _str("OIDC_HOSTED_DOMAIN"),
+            "jobs_interval_seconds": _int("JOBS_INTERVAL_SECONDS", 60),
             "argon2_time_cost": _int("ARGON2_TIME_COST", 3),
             "argon2_memory_kib": _int("ARGON2_MEMORY_KIB", 65536),
         }

@@ -462,7 +462,11 @@ async def my_rounds(db: AsyncSession, principal: Principal) -> list[schemas.MyRo
         select(Round, Invitation, Survey)
         .join(Invitation, col(Invitation.round_id) == col(Round.id))
         .join(Survey, col(Survey.id) == col(Round.survey_id))
-        .where(col(Invitation.user_id) == principal.id, col(Round.status) == "open")
+        .where(
+            col(Invitation.user_id) == principal.id,
+            col(Round.status) == "open",
+            col(Round.closes_at) > utcnow(),
+        )
         .order_by(col(Round.closes_at))
     )
     return [
@@ -609,3 +613,13 @@ async def home_notices(db: AsyncSession, principal: Principal) -> list[Any]:
     if not pending:
         return []
     return [Notice(key="survey.home_pending", link="/surveys", params={"n": len(pending)})]
+
+
+async def run_jobs(state: Any) -> dict[str, int]:
+    """The background job: open, close and remind, in one transaction."""
+    from app.mail import enqueue
+
+    async with state.db_sessions() as db:
+        done = await tick(db, mailer=enqueue, base_url=state.settings.base_url)
+        await db.commit()
+    return done

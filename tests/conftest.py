@@ -108,6 +108,7 @@ def settings(database_url: str, tmp_path: Path, redis_clean: None) -> Settings:
         argon2_memory_kib=8192,
         redis_url=REDIS_URL or None,
         mail_poll_seconds=0,  # tests deliver mail explicitly with app.mail.deliver_due
+        jobs_interval_seconds=0,  # tests run jobs explicitly
     )
 
 
