@@ -236,7 +236,11 @@ class SurveyPages(Controller):
             return Template(
                 "surveys/admin.html",
                 context=page_context(
-                    request, surveys=surveys, errors=field_errors(request_locale(request), exc)
+                    request,
+                    surveys=surveys,
+                    errors=field_errors(request_locale(request), exc),
+                    typed=data,
+                    typed_for=survey_id,
                 ),
                 status_code=422,
             )

@@ -294,3 +294,19 @@ async def test_home_page_reminds_until_answered(hr, make_client):
     assert "回答待ちのアンケートが1件あります" in (await employee.get("/")).text
     await employee.post(f"/api/surveys/rounds/{rnd['id']}/answers", json=sheet(rnd))
     assert "回答待ち" not in (await employee.get("/")).text
+
+
+async def test_round_form_keeps_what_was_typed_after_an_error(hr):
+    survey = (await hr.post("/api/surveys/from-template")).json()
+    form = {
+        "title": "12月の調査",
+        "opens_at": "2026-12-10T09:00",
+        "closes_at": "2026-12-01T09:00",
+        "recurrence": "monthly",
+        "unit_codes": "JINJI",
+        "_csrf_token": hr.headers["x-csrftoken"],
+    }
+    r = await hr.post(f"/admin/surveys/{survey['id']}/rounds", data=form)
+    assert r.status_code == 422
+    assert 'value="12月の調査"' in r.text and 'value="2026-12-10T09:00"' in r.text
+    assert 'value="JINJI"' in r.text and 'value="monthly" selected' in r.text
