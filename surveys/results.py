@@ -61,9 +61,15 @@ def question_results(
         n = len(values)
         limit = k_text if q.kind == "text" else k
         if n < limit:
-            out.append(schemas.QuestionResult(id=q.id, kind=q.kind, text=q.text, n=None, hidden=True))
+            out.append(
+                schemas.QuestionResult(
+                    id=q.id, kind=q.kind, text=q.text, text_en=q.text_en, n=None, hidden=True
+                )
+            )
             continue
-        result = schemas.QuestionResult(id=q.id, kind=q.kind, text=q.text, n=n, hidden=False)
+        result = schemas.QuestionResult(
+            id=q.id, kind=q.kind, text=q.text, text_en=q.text_en, n=n, hidden=False
+        )
         if q.kind in ("likert", "rating"):
             counts = Counter(values)
             labels = q.options if len(q.options) == 5 else [str(i) for i in range(1, 6)]
@@ -186,13 +192,13 @@ async def _unit_slices(
         ).scalars()
     )
     groups: dict[Hashable, set[int | None]] = {}
-    names: dict[Hashable, str] = {}
+    names: dict[Hashable, tuple[str, str]] = {}
     for child in children:
         groups[child.id] = set(await subtree_ids(db, [child.id or 0]))
-        names[child.id] = child.name
+        names[child.id] = (child.name, child.name_en)
     covered = set().union(*groups.values()) if groups else set()
     direct = {u for u, _ in sheets if u not in covered} | ({parent_id} if parent_id is not None else set())
-    groups["direct"], names["direct"] = direct, "（直属・その他）"
+    groups["direct"], names["direct"] = direct, ("（直属・その他）", "(directly in this unit, or none)")
     counts = {key: sum(1 for u, _ in sheets if u in members) for key, members in groups.items()}
     hidden = suppress(counts, k)
     out = []
@@ -204,7 +210,8 @@ async def _unit_slices(
         out.append(
             schemas.UnitSlice(
                 unit_id=key if isinstance(key, int) else None,
-                name=names[key],
+                name=names[key][0],
+                name_en=names[key][1],
                 n=counts[key] if shown else None,
                 hidden=not shown,
                 participation=_rate(invited, members, min_invited),

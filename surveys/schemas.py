@@ -131,6 +131,7 @@ class QuestionResult(msgspec.Struct, kw_only=True):
     id: int
     kind: Kind
     text: str
+    text_en: str = ""
     n: int | None
     hidden: bool
     distribution: list[Bar] | None = None
@@ -141,8 +142,9 @@ class QuestionResult(msgspec.Struct, kw_only=True):
 
 
 class UnitSlice(msgspec.Struct, kw_only=True):
-    unit_id: int | None
+    unit_id: int | None  # None: people directly in the parent unit, or in no unit
     name: str
+    name_en: str = ""
     n: int | None
     hidden: bool
     participation: float | None = None

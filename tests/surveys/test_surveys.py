@@ -310,3 +310,13 @@ async def test_round_form_keeps_what_was_typed_after_an_error(hr):
     assert r.status_code == 422
     assert 'value="12月の調査"' in r.text and 'value="2026-12-10T09:00"' in r.text
     assert 'value="JINJI"' in r.text and 'value="monthly" selected' in r.text
+
+
+async def test_results_page_speaks_english_to_english_readers(hr, make_client):
+    _, rnd = await open_round(hr)
+    for login in ("100005", "100009", "100011", "100015", "100016"):
+        await answer_as(make_client, login, rnd)
+    await hr.patch("/api/me", json={"locale": "en"})
+    page = (await hr.get(f"/admin/surveys/rounds/{rnd['id']}/results")).text
+    assert "I am satisfied with remote work" in page
+    assert "General Affairs Bureau" in page
