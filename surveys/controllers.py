@@ -246,6 +246,36 @@ class SurveyPages(Controller):
             )
         return Redirect("/admin/surveys", status_code=303)
 
+    @get("/admin/surveys/{survey_id:int}/edit", operation_id="surveyEditPage", guards=[requires(*ADMINS)])
+    async def edit_page(self, request: Request[Principal, Any, Any], db: DB, survey_id: Id) -> Template:
+        survey = await services.survey_read(db, await services.get_survey(db, survey_id))
+        return Template("surveys/edit.html", context=page_context(request, survey=survey, errors=[]))
+
+    @post(
+        "/admin/surveys/{survey_id:int}/edit",
+        operation_id="surveyEditSubmit",
+        guards=[requires(*ADMINS)],
+        status_code=303,
+    )
+    async def edit_submit(self, request: Request[Principal, Any, Any], db: DB, survey_id: Id) -> Any:
+        form = await request.form()
+        payload = _survey_from_form(form)
+        try:
+            await services.update_survey(
+                db, request.user, survey_id, msgspec.convert(payload, schemas.SurveyIn)
+            )
+        except (msgspec.ValidationError, DomainError) as exc:
+            await db.rollback()
+            survey = await services.survey_read(db, await services.get_survey(db, survey_id))
+            return Template(
+                "surveys/edit.html",
+                context=page_context(
+                    request, survey=survey, errors=field_errors(request_locale(request), exc)
+                ),
+                status_code=422,
+            )
+        return Redirect("/admin/surveys", status_code=303)
+
     @get(
         "/admin/surveys/rounds/{round_id:int}/results",
         operation_id="resultsPage",
@@ -277,3 +307,31 @@ def _answers_from_form(questions: list[schemas.QuestionRead], form: Any) -> dict
             raw = str(form.get(f"q{key}", ""))
             answers[key] = int(raw) if raw.isdigit() else (None if raw == "" else raw)
     return answers
+
+
+def _survey_from_form(form: Any) -> dict[str, Any]:
+    """The editor posts q-<n>-<field> for each question row; empty new rows are skipped."""
+    questions = []
+    for n in range(60):
+        kind = str(form.get(f"q-{n}-kind", ""))
+        text = str(form.get(f"q-{n}-text", "")).strip()
+        if not kind:
+            break
+        if not text or form.get(f"q-{n}-delete") == "on":
+            continue
+        options = [o.strip() for o in str(form.get(f"q-{n}-options", "")).splitlines() if o.strip()]
+        questions.append(
+            {
+                "kind": kind,
+                "text": text,
+                "text_en": str(form.get(f"q-{n}-text_en", "")).strip(),
+                "options": options,
+                "required": form.get(f"q-{n}-required") == "on",
+            }
+        )
+    return {
+        "title": str(form.get("title", "")).strip(),
+        "title_en": str(form.get("title_en", "")).strip(),
+        "description": str(form.get("description", "")).strip(),
+        "questions": questions,
+    }

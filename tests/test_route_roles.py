@@ -131,6 +131,8 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/surveys/rounds/{round_id:int}"): page(*SIGNED_IN),
     ("POST", "/surveys/rounds/{round_id:int}"): Rule(SIGNED_IN, ok=422, form={}),
     ("GET", "/admin/surveys"): page(*SURVEY_ADMINS),
+    ("GET", "/admin/surveys/{survey_id:int}/edit"): page(*SURVEY_ADMINS),
+    ("POST", "/admin/surveys/{survey_id:int}/edit"): Rule(SURVEY_ADMINS, ok=422, form={}),
     ("POST", "/admin/surveys/from-template"): Rule(SURVEY_ADMINS, ok=303, form={}),
     ("POST", "/admin/surveys/{survey_id:int}/rounds"): Rule(SURVEY_ADMINS, ok=422, form={}),
     ("GET", "/admin/surveys/rounds/{round_id:int}/results"): page(*SURVEY_RESULTS),

@@ -320,3 +320,33 @@ async def test_results_page_speaks_english_to_english_readers(hr, make_client):
     page = (await hr.get(f"/admin/surveys/rounds/{rnd['id']}/results")).text
     assert "I am satisfied with remote work" in page
     assert "General Affairs Bureau" in page
+
+
+async def test_hr_edits_questions_on_a_page(hr):
+    survey, rnd = await open_round(hr)
+    page = await hr.get(f"/admin/surveys/{survey['id']}/edit")
+    assert page.status_code == 200 and "リモートワークに満足している" in page.text
+    form = {
+        "title": "改訂版アンケート",
+        "_csrf_token": hr.headers["x-csrftoken"],
+        "q-0-kind": "likert",
+        "q-0-text": "リモートワークに満足している",
+        "q-0-required": "on",
+        "q-1-kind": "single",
+        "q-1-text": "主な勤務場所",
+        "q-1-options": "自宅\nサテライトオフィス",
+        "q-1-required": "on",
+        "q-2-kind": "likert",
+        "q-2-text": "",
+    }
+    r = await hr.post(f"/admin/surveys/{survey['id']}/edit", data=form)
+    assert r.status_code == 303, r.text
+    edited = (await hr.get(f"/api/surveys/{survey['id']}")).json()
+    assert [(q["kind"], q["text"]) for q in edited["questions"]] == [
+        ("likert", "リモートワークに満足している"),
+        ("single", "主な勤務場所"),
+    ]
+    assert len((await hr.get(f"/api/surveys/rounds/{rnd['id']}")).json()["questions"]) == 6  # frozen
+    bad = {**form, "q-1-options": "自宅"}  # a single choice needs two options
+    r = await hr.post(f"/admin/surveys/{survey['id']}/edit", data=bad)
+    assert r.status_code == 422 and 'role="alert"' in r.text
