@@ -95,6 +95,7 @@ async def test_new_unit_form(hr):
     page = (await hr.get("/admin/units")).text
     assert "情報セキュリティ係" in page
     assert "<title>組織 | テレワークハブ</title>" in page
+    assert page.count('id="new-unit-heading"') == 1
 
 
 async def test_sysadmin_signs_a_person_out_everywhere(sysadmin, make_client, db):
