@@ -477,15 +477,14 @@ async def my_rounds(db: AsyncSession, principal: Principal) -> list[schemas.MyRo
     ]
 
 
+async def _invitation(db: AsyncSession, round_id: int, user_id: int) -> Invitation | None:
+    query = select(Invitation).where(col(Invitation.round_id) == round_id, col(Invitation.user_id) == user_id)
+    return (await db.execute(query)).scalar()
+
+
 async def round_for_answering(db: AsyncSession, principal: Principal, round_id: int) -> tuple[Round, bool]:
     rnd = await get_round(db, round_id)
-    invitation = (
-        await db.execute(
-            select(Invitation).where(
-                col(Invitation.round_id) == round_id, col(Invitation.user_id) == principal.id
-            )
-        )
-    ).scalar()
+    invitation = await _invitation(db, round_id, principal.id)
     if invitation is None:
         raise NotFound("survey.not_invited")
     return rnd, invitation.answered
@@ -550,13 +549,7 @@ async def submit(
     if rnd.status != "open" or not (rnd.opens_at <= now < rnd.closes_at):
         raise DomainError("survey.round_not_open", status_code=409)
     clean = validate_answers(frozen_questions(rnd), answers)
-    invitation = (
-        await db.execute(
-            select(Invitation).where(
-                col(Invitation.round_id) == round_id, col(Invitation.user_id) == principal.id
-            )
-        )
-    ).scalar()
+    invitation = await _invitation(db, round_id, principal.id)
     if invitation is None:
         raise Forbidden("survey.not_invited")
     claimed = await db.execute(
