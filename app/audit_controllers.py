@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 
@@ -13,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 
 from app import audit
+from app.csvutil import excel_csv
 from app.deps import DB
 from app.security import requires
 from app.web import NavItem, page_context
@@ -125,24 +124,21 @@ class AuditController(Controller):
             until=end,
             limit=EXPORT_LIMIT,
         )
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\r\n")
-        writer.writerow(
-            [
-                "id",
-                "at",
-                "actor_id",
-                "actor_label",
-                "action",
-                "entity_type",
-                "entity_id",
-                "before",
-                "after",
-                "ip",
-            ]
-        )
-        for e in rows:
-            writer.writerow(
+        header = [
+            "id",
+            "at",
+            "actor_id",
+            "actor_label",
+            "action",
+            "entity_type",
+            "entity_id",
+            "before",
+            "after",
+            "ip",
+        ]
+        body = excel_csv(
+            header,
+            (
                 [
                     e.id,
                     e.at.isoformat(),
@@ -155,9 +151,11 @@ class AuditController(Controller):
                     e.after or "",
                     e.ip,
                 ]
-            )
+                for e in rows
+            ),
+        )
         return Response(
-            ("\ufeff" + buf.getvalue()).encode("utf-8"),
+            body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="audit.csv"'},
         )

@@ -52,3 +52,11 @@ async def test_audit_page_renders_with_empty_state(make_client):
     assert r.status_code == 200 and "auth.login.success" in r.text
     r = await auditor.get("/audit", params={"action": "nothing.matches"})
     assert "条件に合う記録はありません" in r.text
+
+
+async def test_audit_csv_never_runs_a_typed_login_as_a_formula(make_client, anon):
+    await anon.post("/api/auth/login", json={"login": '=HYPERLINK("http://x")', "password": "x"})
+    auditor = await make_client("auditor")
+    r = await auditor.get("/api/audit.csv", params={"action": "auth.login.failure"})
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[1][3] == '\'=HYPERLINK("http://x")'
