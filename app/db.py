@@ -61,12 +61,12 @@ def alembic_config() -> Config:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Apply every Alembic migration up to head on this engine."""
+    """Apply every Alembic migration up to the heads on this engine (domains may branch; merges join)."""
 
     def _upgrade(sync_conn: Any) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
     async with engine.connect() as conn:
         await conn.run_sync(_upgrade)

@@ -25,6 +25,7 @@ from app import audit_controllers, db, mail, mail_controllers
 from app.errors import handle_exception
 from app.health import HealthController
 from app.jobs import Jobs
+from app.modules import Module
 from app.openapi import document_problems
 from app.pages import HomePage
 from app.settings import Settings
@@ -35,6 +36,9 @@ from auth import pages as auth_pages
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
 from auth.sessions import SessionManager
+from devices.module import MODULE as DEVICES
+from rtc.module import MODULE as RTC
+from scheduling.module import MODULE as SCHEDULING
 from surveys import controllers as survey_controllers
 from surveys import services as survey_services
 
@@ -44,6 +48,8 @@ TEMPLATE_DIRS: list[Path | PathLike[Any] | str] = [
     HERE.parent / "auth" / "templates",
     HERE.parent / "surveys" / "templates",
 ]
+MODULES: list[Module] = [SCHEDULING, DEVICES, RTC]
+TEMPLATE_DIRS += [m.template_dir for m in MODULES if m.template_dir is not None]
 
 log = logging.getLogger("telework")
 
@@ -88,10 +94,22 @@ async def startup(app: Litestar) -> None:
     app.state.jobs.every(
         "surveys", settings.jobs_interval_seconds, lambda: survey_services.run_jobs(app.state)
     )
+    for module in MODULES:
+        for name, job in module.jobs:
+            app.state.jobs.every(name, settings.jobs_interval_seconds, _bind(job, app.state))
+        for hook in module.on_startup:
+            await hook(app)
+
+
+def _bind(job: Any, state: State) -> Any:
+    return lambda: job(state)
 
 
 async def shutdown(app: Litestar) -> None:
     await app.state.jobs.stop()
+    for module in reversed(MODULES):
+        for hook in module.on_shutdown:
+            await hook(app)
     task: asyncio.Task[None] | None = getattr(app.state, "mail_task", None)
     if task is not None:
         task.cancel()
@@ -126,6 +144,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         *sso_controllers.NAV,
         *survey_controllers.NAV,
         *mail_controllers.NAV,
+        *(item for module in MODULES for item in module.nav),
     ]
     app = Litestar(
         route_handlers=[
@@ -144,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             csv_controllers.ImportPages,
             audit_controllers.AuditController,
             mail_controllers.OutboxPages,
+            *(handler for module in MODULES for handler in module.route_handlers),
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], include_in_schema=False
             ),
@@ -157,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         on_startup=[startup],
         on_shutdown=[shutdown],
+        plugins=[plugin for module in MODULES for plugin in module.plugins],
         middleware=[SessionAuthMiddleware()],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,
@@ -182,5 +203,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.settings = settings
     app.state.passwords = passwords
     app.state.nav = nav
-    app.state.home_notices = [survey_services.home_notices]
+    app.state.home_notices = [
+        survey_services.home_notices,
+        *(source for module in MODULES for source in module.home_notices),
+    ]
     return app

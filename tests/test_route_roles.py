@@ -6,46 +6,22 @@ so nobody can add an endpoint without deciding who may call it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
 from litestar.routes import HTTPRoute
 
-ROLES = ("anon", "employee", "unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
-SIGNED_IN = ROLES[1:]
+from tests.devices import route_rules as devices_rules
+from tests.route_rule import PUBLIC, ROLES, SIGNED_IN, Rule, page
+from tests.rtc import route_rules as rtc_rules
+from tests.scheduling import route_rules as scheduling_rules
+
+PACKAGE_RULES = (scheduling_rules, devices_rules, rtc_rules)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """Status per role: `allowed` roles get `ok`, other signed-in roles `denied`, signed-out `anon`."""
-
-    allowed: tuple[str, ...]
-    ok: int = 200
-    denied: int = 403
-    anon: int = 401
-    body: dict | None = None
-    form: dict | None = None
-    overrides: dict[str, int] = field(default_factory=dict)
-
-    def expected(self, role: str) -> int:
-        if role in self.overrides:
-            return self.overrides[role]
-        if role == "anon":
-            return self.ok if "anon" in self.allowed else self.anon
-        return self.ok if role in self.allowed else self.denied
-
-
-PUBLIC = ROLES
 PEOPLE_READERS = ("unit_head", "it_admin", "hr_admin", "auditor", "sysadmin")
 ORG_WRITERS = ("hr_admin", "sysadmin")
 AUDIT = ("auditor", "sysadmin")
 SURVEY_ADMINS = ("hr_admin", "sysadmin")
 SURVEY_RESULTS = ("unit_head", "hr_admin", "auditor", "sysadmin")
-
-
-def page(*roles: str, **kw) -> Rule:
-    """An HTML page: signed-out people are sent to the sign-in page."""
-    return Rule(roles, anon=303, **kw)
 
 
 # Sample path values: user 100019 (山口 翼) is in 行政改革課, which the demo unit head heads.
@@ -143,6 +119,9 @@ TABLE: dict[tuple[str, str], Rule] = {
     # No message 1 exists: the sysadmin gets past the guard to 'not found'.
     ("POST", "/admin/outbox/{id:int}/retry"): Rule(("sysadmin",), ok=404, form={}),
 }
+for _package in PACKAGE_RULES:
+    assert not set(_package.RULES) & set(TABLE), f"{_package.__name__} repeats a route"
+    TABLE.update(_package.RULES)
 
 
 async def sample_round(db) -> tuple[int, int]:
@@ -197,6 +176,9 @@ async def test_route_answers_each_role_as_declared(make_client, db, method, path
     user_id = (await db.execute(select(User.id).where(User.employee_number == "100019"))).scalar_one()
     unit_id = (await db.execute(select(OrgUnit.id).where(OrgUnit.code == "GYOKAKU"))).scalar_one()
     url = path
+    for package in PACKAGE_RULES:
+        for placeholder, value in (await package.samples(db)).items():
+            url = url.replace(placeholder, value)
     for placeholder, sample in SAMPLE.items():
         url = url.replace(placeholder, sample)
     survey_id, round_id = await sample_round(db)

@@ -1,0 +1,7 @@
+"""What `devices` contributes to the app (routes, menu, templates, jobs); wired by `app.main`."""
+
+from __future__ import annotations
+
+from app.modules import Module
+
+MODULE = Module(name="devices")
