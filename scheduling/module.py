@@ -2,6 +2,43 @@
 
 from __future__ import annotations
 
-from app.modules import Module
+from pathlib import Path
 
-MODULE = Module(name="scheduling")
+from litestar import Litestar
+from litestar.datastructures import State
+
+from app.modules import Module
+from scheduling import approvals
+from scheduling.config import TeleworkConfig
+from scheduling.controllers import TeleworkApi
+
+HERE = Path(__file__).resolve().parent
+
+
+async def _configure(app: Litestar) -> None:
+    app.state.telework_config = TeleworkConfig.from_env(production=app.state.settings.production)
+
+
+async def run_jobs(state: State) -> dict[str, int]:
+    """Expire, remind and escalate; idempotent, so every worker may run it."""
+    config: TeleworkConfig = state.telework_config
+    now = config.now()
+    done = {}
+    for name, job in (
+        ("expired", approvals.expire_due),
+        ("escalated", approvals.escalate_due),
+        ("reminded", approvals.remind_due),
+    ):
+        async with state.db_sessions() as db:
+            done[name] = await job(db, config, now)
+            await db.commit()
+    return done
+
+
+MODULE = Module(
+    name="scheduling",
+    route_handlers=[TeleworkApi],
+    template_dir=HERE / "templates",
+    jobs=[("telework", run_jobs)],
+    on_startup=[_configure],
+)

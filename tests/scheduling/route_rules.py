@@ -4,11 +4,84 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.route_rule import Rule
+from tests.route_rule import SIGNED_IN, Rule
 
 RULES: dict[tuple[str, str], Rule] = {}
+
+HEADS = ("unit_head", "hr_admin", "auditor", "sysadmin")
+HR = ("hr_admin", "sysadmin")
+T = "/api/telework"
+
+# Sample request: 100019 (行政改革課) books a day; its unit head (the demo unit_head) and HR may read it.
+TELEWORK_RULES: dict[tuple[str, str], Rule] = {
+    ("POST", f"{T}/requests/preview"): Rule(SIGNED_IN, ok=400, body={}),
+    ("POST", f"{T}/requests"): Rule(SIGNED_IN, ok=400, body={}),
+    ("GET", f"{T}/requests"): Rule(SIGNED_IN),
+    ("GET", f"{T}/days"): Rule(SIGNED_IN),
+    ("GET", f"{T}/requests/{{request_id:int}}"): Rule(HEADS, denied=404),
+    ("POST", f"{T}/requests/{{request_id:int}}/withdraw"): Rule(SIGNED_IN, ok=404),  # only the requester
+    ("POST", f"{T}/days/{{day_id:int}}/withdraw"): Rule(SIGNED_IN, ok=404),
+    ("GET", f"{T}/days/{{day_id:int}}/steps"): Rule(HEADS, denied=404),
+    ("POST", f"{T}/days/{{day_id:int}}/comments"): Rule(SIGNED_IN, ok=400, body={}),
+    ("GET", f"{T}/inbox"): Rule(SIGNED_IN),
+    ("POST", f"{T}/days/{{day_id:int}}/decision"): Rule(SIGNED_IN, ok=400, body={}),
+    ("POST", f"{T}/requests/{{request_id:int}}/decision"): Rule(SIGNED_IN, ok=400, body={}),
+    ("POST", f"{T}/decisions"): Rule(SIGNED_IN, ok=400, body={}),
+    ("GET", f"{T}/coverage"): Rule(HEADS, ok=400),  # no unit given
+    ("GET", f"{T}/reports/missing"): Rule(HEADS),
+    ("GET", f"{T}/delegations"): Rule(SIGNED_IN),
+    ("POST", f"{T}/delegations"): Rule(SIGNED_IN, ok=400, body={}),
+    ("DELETE", f"{T}/delegations/{{delegation_id:int}}"): Rule(SIGNED_IN, ok=404),
+    ("GET", f"{T}/today"): Rule(SIGNED_IN),
+    ("POST", f"{T}/days/{{day_id:int}}/start"): Rule(SIGNED_IN, ok=404, body={}),  # not their day
+    ("POST", f"{T}/days/{{day_id:int}}/end"): Rule(SIGNED_IN, ok=404, body={}),
+    ("GET", f"{T}/calendar"): Rule(SIGNED_IN, ok=400),  # no from/to
+    ("GET", f"{T}/policies"): Rule(SIGNED_IN),
+    ("GET", f"{T}/policies/effective"): Rule(SIGNED_IN, ok=400),
+    ("POST", f"{T}/policies"): Rule(HR, ok=400, body={}),
+    ("GET", f"{T}/closures"): Rule(SIGNED_IN),
+    ("POST", f"{T}/closures"): Rule(HR, ok=400, body={}),
+    ("DELETE", f"{T}/closures/{{closure_id:int}}"): Rule(HR, ok=404),
+    ("POST", f"{T}/emergencies"): Rule(HR, ok=400, body={}),
+    ("POST", f"{T}/emergencies/{{emergency_id:int}}/end"): Rule(HR, ok=404),
+}
+RULES.update(TELEWORK_RULES)
+
+
+async def telework_samples(db: Any) -> dict[str, str]:
+    """A submitted day for 100019 (行政改革課), far enough ahead to stay undecided."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from auth.models import User
+    from scheduling.models import TeleworkDay, TeleworkRequest
+
+    user = (await db.execute(select(User).where(User.employee_number == "100019"))).scalar_one()
+    head = (await db.execute(select(User.id).where(User.employee_number == "100006"))).scalar_one()
+    req = TeleworkRequest(
+        user_id=user.id,
+        unit_id=user.unit_id,
+        kind="single",
+        first_day=date(2030, 6, 3),
+        last_day=date(2030, 6, 3),
+    )
+    db.add(req)
+    await db.flush()
+    day = TeleworkDay(
+        request_id=req.id, user_id=user.id, unit_id=user.unit_id, day=date(2030, 6, 3), approver_id=head
+    )
+    db.add(day)
+    await db.commit()
+    return {
+        "{request_id:int}": str(req.id),
+        "{day_id:int}": str(day.id),
+        "{delegation_id:int}": "999999",
+        "{closure_id:int}": "999999",
+        "{emergency_id:int}": "999999",
+    }
 
 
 async def samples(db: Any) -> dict[str, str]:
     """Values for this package's path placeholders (e.g. '{loan_id:int}': '3'), made in the test database."""
-    return {}
+    return {**await telework_samples(db)}
