@@ -5,8 +5,9 @@ from __future__ import annotations
 from email.utils import format_datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, head, post
 from litestar.params import JSONBody, PathParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
 from app.deps import DB, SettingsDep
@@ -71,6 +72,25 @@ def _matches(if_none_match: str, etag: str) -> bool:
     return False
 
 
+async def _feed(
+    request: Request[Any, Any, Any], db: AsyncSession, base_url: str, token: str
+) -> tuple[feeds.RenderedFeed, dict[str, str]]:
+    if not token.endswith(".ics"):
+        raise NotFound("ical.not_found")
+    feed, owner = await feeds.resolve(db, token.removesuffix(".ics"), utcnow())
+    rendered = await feeds.render(db, feed, owner, _config(request), base_url)
+    headers = {
+        "ETag": rendered.etag,
+        "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
+        # The address is the secret: no shared caches, no referrers, no search engines.
+        "Cache-Control": "private, no-cache",
+        "Referrer-Policy": "no-referrer",
+        "X-Robots-Tag": "noindex, nofollow",
+        "Content-Disposition": 'inline; filename="telework.ics"',
+    }
+    return rendered, headers
+
+
 @get(
     "/ical/{token:str}",
     operation_id="calendarFeed",
@@ -82,22 +102,22 @@ async def calendar_feed(
     request: Request[Any, Any, Any], db: DB, settings: SettingsDep, token: Token
 ) -> Response[bytes]:
     """A feed by its secret address `/ical/<token>.ics` (no sign-in: calendar apps cannot sign in)."""
-    if not token.endswith(".ics"):
-        raise NotFound("ical.not_found")
-    feed, owner = await feeds.resolve(db, token.removesuffix(".ics"), utcnow())
-    rendered = await feeds.render(db, feed, owner, _config(request), settings.base_url)
-    headers = {
-        "ETag": rendered.etag,
-        "Last-Modified": format_datetime(rendered.last_modified, usegmt=True),
-        # The address is the secret: no shared caches, no referrers, no search engines.
-        "Cache-Control": "private, no-cache",
-        "Referrer-Policy": "no-referrer",
-        "X-Robots-Tag": "noindex, nofollow",
-        "Content-Disposition": 'inline; filename="telework.ics"',
-    }
+    rendered, headers = await _feed(request, db, settings.base_url, token)
     if _matches(request.headers.get("if-none-match", ""), rendered.etag):
         return Response(b"", status_code=304, headers=headers, media_type=ICS_MEDIA_TYPE)
     return Response(rendered.body, headers=headers, media_type=ICS_MEDIA_TYPE)
 
 
-ROUTE_HANDLERS = [FeedApi, calendar_feed]
+@head(
+    "/ical/{token:str}", operation_id="calendarFeedHead", include_in_schema=False, media_type=ICS_MEDIA_TYPE
+)
+async def calendar_feed_head(
+    request: Request[Any, Any, Any], db: DB, settings: SettingsDep, token: Token
+) -> Response[None]:
+    """The same answer without the body: some calendar services check an address with HEAD first."""
+    rendered, headers = await _feed(request, db, settings.base_url, token)
+    status = 304 if _matches(request.headers.get("if-none-match", ""), rendered.etag) else 200
+    return Response(None, status_code=status, headers=headers, media_type=ICS_MEDIA_TYPE)
+
+
+ROUTE_HANDLERS = [FeedApi, calendar_feed, calendar_feed_head]

@@ -269,7 +269,11 @@ async def test_revoked_and_unknown_addresses_are_not_found(wired, db, make_clien
     employee = await make_client("employee")
     created = await new_feed(employee)
     path = feed_path(created)
-    assert (await fetch(anon, path)).status_code == 200
+    live = await fetch(anon, path)
+    assert live.status_code == 200
+    checked = await anon.head(path)  # some calendar services look before they fetch
+    assert checked.status_code == 200 and checked.headers["etag"] == live.headers["etag"]
+    assert checked.content == b""
 
     listed = (await employee.get("/api/telework/feeds")).json()
     assert [f["id"] for f in listed] == [created["id"]] and "token" not in listed[0]
@@ -283,6 +287,7 @@ async def test_revoked_and_unknown_addresses_are_not_found(wired, db, make_clien
 
     r = await fetch(anon, path)
     assert r.status_code == 404
+    assert (await anon.head(path)).status_code == 404
     problem = await anon.get(path, headers={"accept": "application/json"})
     assert problem.status_code == 404
     assert problem.headers["content-type"].startswith("application/problem+json")
