@@ -224,6 +224,12 @@ class RuleContext:
         slot = self.remote.setdefault((unit_id, day), [0.0, 0.0, 0.0])
         slot[("full", "am", "pm").index(part)] += 1
 
+    def mark_approved(self, user_id: int, day_id: int | None) -> None:
+        """A day approved earlier in the same batch counts as granted for the next ones."""
+        self.booked[user_id] = [
+            (i, d, p, "approved" if i == day_id else st) for i, d, p, st in self.booked.get(user_id, [])
+        ]
+
     def add_booked(self, candidate: Candidate, state: str = "submitted") -> None:
         self.booked[candidate.user_id].append((candidate.day_id, candidate.day, candidate.part, state))
 
@@ -256,8 +262,11 @@ class RuleContext:
             out.append(Violation("not_eligible", {"type": person.employment_type}))
         if day.isoformat() in {d.strip() for d in policy.blackout_dates.split(",")}:
             out.append(Violation("blackout", {"day": day.isoformat()}))
+        # Booking counts what is asked and granted; approving counts only what is granted.
         others = [
-            (d, p) for day_id, d, p, _ in self.booked.get(candidate.user_id, []) if day_id != candidate.day_id
+            (d, p)
+            for day_id, d, p, state in self.booked.get(candidate.user_id, [])
+            if day_id != candidate.day_id and (state == "approved" or not for_approval)
         ]
         others += [(c.day, c.part) for c in batch if c is not candidate]
         if not for_approval and any(d == day and overlaps(p, candidate.part) for d, p in others):

@@ -178,8 +178,10 @@ async def _context_for(
 def _check_all(
     ctx: RuleContext, user_id: int, days: list[date], part: str, now: datetime
 ) -> list[tuple[Candidate, list[Violation]]]:
+    # In date order, each day counts the earlier days of the same request: the first days of a
+    # request that crosses a cap stay clean and the days beyond the cap carry the warning.
     batch = [Candidate(user_id, d, part) for d in days]
-    return [(c, ctx.check(c, now, batch=batch)) for c in batch]
+    return [(c, ctx.check(c, now, batch=batch[:i])) for i, c in enumerate(batch)]
 
 
 async def preview(
@@ -607,6 +609,7 @@ async def decide(
                     raise DomainError(f"telework.rule.{v.code}", status_code=422, **v.params)
                 broken.append((row, v))
             ctx.add_approved(row.unit_id, row.day, row.part)
+            ctx.mark_approved(row.user_id, row.id)
         if broken and not override_reason.strip():
             errors = [
                 {"field": r.day.isoformat(), "message": violation_read(principal.locale, v).message}
