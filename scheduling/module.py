@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from app.modules import Module
 from scheduling import approvals
 from scheduling.config import TeleworkConfig
+from scheduling import feed_controllers
 from scheduling.controllers import TeleworkApi
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +38,7 @@ async def run_jobs(state: State) -> dict[str, int]:
 
 MODULE = Module(
     name="scheduling",
-    route_handlers=[TeleworkApi],
+    route_handlers=[TeleworkApi, *feed_controllers.ROUTE_HANDLERS],
     template_dir=HERE / "templates",
     jobs=[("telework", run_jobs)],
     on_startup=[_configure],

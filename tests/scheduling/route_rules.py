@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.route_rule import SIGNED_IN, Rule
+from tests.route_rule import PUBLIC, SIGNED_IN, Rule
 
 RULES: dict[tuple[str, str], Rule] = {}
 
@@ -82,6 +82,35 @@ async def telework_samples(db: Any) -> dict[str, str]:
     }
 
 
+# iCalendar feeds (tests/scheduling/test_ical.py): anyone signed in manages their own feed addresses;
+# the sample feed belongs to 100019, so every other person gets 'not found' when revoking it.
+# The feed itself needs no sign-in: an unknown token is 'not found' for everyone.
+FEED_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", f"{T}/feeds"): Rule(SIGNED_IN),
+    ("POST", f"{T}/feeds"): Rule(SIGNED_IN, ok=201, body={"kind": "personal"}),
+    ("DELETE", f"{T}/feeds/{{feed_id:int}}"): Rule(SIGNED_IN, ok=404),
+    ("GET", "/ical/{token:str}"): Rule(PUBLIC, ok=404),
+}
+RULES.update(FEED_RULES)
+
+
+async def feed_samples(db: Any) -> dict[str, str]:
+    """A live personal feed of 100019 (no demo role), and a well-formed token nobody holds."""
+    from sqlalchemy import select
+
+    from auth.models import User
+    from scheduling.feeds import hash_token
+    from scheduling.models import CalendarFeed
+
+    owner = (await db.execute(select(User.id).where(User.employee_number == "100019"))).scalar_one()
+    feed = CalendarFeed(
+        user_id=owner, kind="personal", token_hash=hash_token("route-rules-sample-feed-token")
+    )
+    db.add(feed)
+    await db.commit()
+    return {"{feed_id:int}": str(feed.id), "{token:str}": "no-such-feed-token-0123456789abcdef.ics"}
+
+
 async def samples(db: Any) -> dict[str, str]:
     """Values for this package's path placeholders (e.g. '{loan_id:int}': '3'), made in the test database."""
-    return {**await telework_samples(db)}
+    return {**await telework_samples(db), **await feed_samples(db)}
