@@ -10,7 +10,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 
-from app.pages import NoticeSource
+from app.pages import HomePanel, NoticeSource
 from app.web import NavItem
 
 Hook = Callable[[Litestar], Awaitable[None]]
@@ -27,6 +27,7 @@ class Module:
     template_dir: Path | None = None
     plugins: list[Any] = field(default_factory=list)
     home_notices: list[NoticeSource] = field(default_factory=list)
+    home_panels: list[HomePanel] = field(default_factory=list)  # shown first on the home page
     jobs: list[tuple[str, Job]] = field(default_factory=list)  # run every JOBS_INTERVAL_SECONDS
     on_startup: list[Hook] = field(default_factory=list)  # after migrations and the demo seed
     on_shutdown: list[Hook] = field(default_factory=list)  # before stores and the engine close

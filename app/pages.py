@@ -25,6 +25,10 @@ class Notice:
 
 
 NoticeSource = Callable[[AsyncSession, Principal], Awaitable[list[Notice]]]
+# A domain's own block on the home page: (template name, its context), or None to show nothing.
+HomePanel = Callable[
+    [Request[Any, Any, Any], AsyncSession, Principal], Awaitable[tuple[str, dict[str, Any]] | None]
+]
 
 
 class HomePage(Controller):
@@ -35,4 +39,9 @@ class HomePage(Controller):
         notices: list[Notice] = []
         for source in request.app.state.home_notices:
             notices.extend(await source(db, request.user))
-        return Template("home.html", context=page_context(request, notices=notices))
+        panels = []
+        for panel in getattr(request.app.state, "home_panels", []):
+            shown = await panel(request, db, request.user)
+            if shown is not None:
+                panels.append(shown)
+        return Template("home.html", context=page_context(request, notices=notices, panels=panels))

@@ -8,9 +8,8 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from app.modules import Module
-from scheduling import approvals
+from scheduling import approvals, feed_controllers, pages
 from scheduling.config import TeleworkConfig
-from scheduling import feed_controllers
 from scheduling.controllers import TeleworkApi
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +37,9 @@ async def run_jobs(state: State) -> dict[str, int]:
 
 MODULE = Module(
     name="scheduling",
-    route_handlers=[TeleworkApi, *feed_controllers.ROUTE_HANDLERS],
+    route_handlers=[TeleworkApi, *feed_controllers.ROUTE_HANDLERS, pages.TeleworkPages],
+    nav=pages.NAV,
+    home_panels=[pages.home_panel],
     template_dir=HERE / "templates",
     jobs=[("telework", run_jobs)],
     on_startup=[_configure],
