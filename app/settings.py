@@ -72,6 +72,10 @@ class Settings:
     jobs_interval_seconds: int = 60
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    rtc_max_participants: int = 12
+    rtc_max_forwarded_streams: int = 600
+    rtc_video_kbps: int = 800
+    rtc_screen_kbps: int = 1500
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -138,6 +142,10 @@ class Settings:
             "jobs_interval_seconds": _int("JOBS_INTERVAL_SECONDS", 60),
             "argon2_time_cost": _int("ARGON2_TIME_COST", 3),
             "argon2_memory_kib": _int("ARGON2_MEMORY_KIB", 65536),
+            "rtc_max_participants": _int("RTC_MAX_PARTICIPANTS", 12),
+            "rtc_max_forwarded_streams": _int("RTC_MAX_FORWARDED_STREAMS", 600),
+            "rtc_video_kbps": _int("RTC_VIDEO_KBPS", 800),
+            "rtc_screen_kbps": _int("RTC_SCREEN_KBPS", 1500),
         }
         values.update({k: v for k, v in overrides.items() if k not in {"app_env", "var_dir", "database_url"}})
         if values["base_url"] is None:

@@ -2,6 +2,41 @@
 
 from __future__ import annotations
 
-from app.modules import Module
+from pathlib import Path
 
-MODULE = Module(name="rtc")
+from litestar import Litestar
+
+from app.modules import Module
+from rtc.controllers import NAV, RoomApi, RoomPages, asset
+from rtc.signalling import RtcService, room_socket
+
+HERE = Path(__file__).resolve().parent
+
+
+async def start(app: Litestar) -> None:
+    """The SFU and the signalling channels (Redis when configured, so several web workers share them)."""
+    service = RtcService(app.state.settings, app.state.backends.redis)
+    await service.start()
+    app.state.rtc = service
+
+
+async def stop(app: Litestar) -> None:
+    """Close every peer connection and the channels."""
+    service: RtcService | None = getattr(app.state, "rtc", None)
+    if service is not None:
+        await service.stop()
+
+
+MODULE = Module(
+    name="rtc",
+    route_handlers=[
+        RoomApi,
+        RoomPages,
+        room_socket,
+        asset,
+    ],
+    nav=NAV,
+    template_dir=HERE / "templates",
+    on_startup=[start],
+    on_shutdown=[stop],
+)
