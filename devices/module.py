@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
-from app.modules import Module
+from pathlib import Path
 
-MODULE = Module(name="devices")
+from app.modules import Module
+from devices import controllers, pages, reports
+
+MODULE = Module(
+    name="devices",
+    route_handlers=[controllers.DevicesApi, pages.DevicePages],
+    nav=pages.NAV,
+    template_dir=Path(__file__).resolve().parent / "templates",
+    home_notices=[reports.home_notices],
+    jobs=[("devices-reminders", reports.run_jobs)],
+)

@@ -895,3 +895,18 @@ async def history(db: AsyncSession, entity_type: str, entity_id: int) -> list[sc
             detail = json.loads(e.after)
         out.append(schemas.HistoryEntry(at=e.at, action=e.action, actor=e.actor_label, detail=detail))
     return out
+
+
+async def history_of_loan(db: AsyncSession, loan_id: int) -> list[schemas.HistoryEntry]:
+    """Checkout, acceptance and return of one loan, oldest first."""
+    import json
+
+    query = select(audit.AuditEvent).where(
+        col(audit.AuditEvent.entity_type) == "loan", col(audit.AuditEvent.entity_id) == str(loan_id)
+    )
+    return [
+        schemas.HistoryEntry(
+            at=e.at, action=e.action, actor=e.actor_label, detail=json.loads(e.after) if e.after else {}
+        )
+        for e in (await db.execute(query.order_by(col(audit.AuditEvent.id)))).scalars()
+    ]
