@@ -405,7 +405,7 @@ class MediaRoom:
             self._task = asyncio.create_task(self._run())
         for other in others:
             if other._dirty:
-                self.sfu.spawn(other.negotiate())
+                self.sfu.spawn(other.negotiate)
             else:
                 await other.send({"type": "tracks", "tracks": other.track_map()})
         return newcomer
@@ -522,10 +522,12 @@ class Sfu:
     def forwarded_streams(self) -> int:
         return sum(room.forwarded_streams() for room in self.rooms.values())
 
-    def spawn(self, coro: Awaitable[None]) -> None:
+    def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run a negotiation in the background; the coroutine is made inside the task (a cancel never leaks it)."""
+
         async def run() -> None:
             try:
-                await coro
+                await job()
             except (TimeoutError, asyncio.CancelledError, ConnectionError):
                 pass
             except Exception:
@@ -536,8 +538,10 @@ class Sfu:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for room in list(self.rooms.values()):
             await room.close()
         self.rooms.clear()

@@ -162,7 +162,7 @@ async def room_socket(socket: WebSocket[Any, Any, Any], room_id: Annotated[str, 
                     }
                 )
                 service.publish(room_id, {"type": "joined", "participant": me})
-                service.sfu.spawn(participant.negotiate())
+                service.sfu.spawn(participant.negotiate)
                 await _serve(conn, service, room_id, participant, me)
             finally:
                 relay.cancel()

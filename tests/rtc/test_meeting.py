@@ -5,17 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-import pytest
-
 from tests.rtc.peers import ClientPeer, serve
 
 KINDS = ("audio", "video")
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ICE on loopback only, for the server and the test peers alike (see shared recipe)."""
-    monkeypatch.setattr("aioice.ice.get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
 
 
 async def wait_until(condition: Callable[[], bool], what: str, seconds: float = 90.0) -> None:
