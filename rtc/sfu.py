@@ -523,7 +523,7 @@ class Sfu:
         return sum(room.forwarded_streams() for room in self.rooms.values())
 
     def spawn(self, job: Callable[[], Awaitable[None]]) -> None:
-        """Run a negotiation in the background; the coroutine is made inside the task (a cancel never leaks it)."""
+        """Run a negotiation in the background; the task makes the coroutine, so a cancel never leaks it."""
 
         async def run() -> None:
             try:
