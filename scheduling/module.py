@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from litestar import Litestar
@@ -16,7 +17,13 @@ HERE = Path(__file__).resolve().parent
 
 
 async def _configure(app: Litestar) -> None:
-    app.state.telework_config = TeleworkConfig.from_env(production=app.state.settings.production)
+    settings = app.state.settings
+    app.state.telework_config = TeleworkConfig.from_env(production=settings.production)
+    if settings.seed_demo and settings.app_env == "dev" and os.environ.get("TELEWORK_DEMO_DATA", "1") != "0":
+        from scheduling.demo import seed_if_empty
+
+        async with app.state.db_sessions() as db:
+            await seed_if_empty(db, app.state.telework_config)
 
 
 async def run_jobs(state: State) -> dict[str, int]:

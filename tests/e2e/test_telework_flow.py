@@ -38,7 +38,8 @@ def clock_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def tw_server(tmp_path_factory: pytest.TempPathFactory, clock_file: Path) -> Iterator[LiveServer]:
     with live_server(
-        tmp_path_factory.mktemp("e2e-telework"), extra_env={"TELEWORK_CLOCK_FILE": str(clock_file)}
+        tmp_path_factory.mktemp("e2e-telework"),
+        extra_env={"TELEWORK_CLOCK_FILE": str(clock_file), "TELEWORK_DEMO_DATA": "0"},
     ) as srv:
         yield srv
 

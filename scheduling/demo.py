@@ -1,0 +1,161 @@
+"""Demo telework data for the embedded default: a city-wide policy and three months of realistic history.
+
+Runs once, on an empty telework table, when the demo organisation is seeded (`SEED_DEMO`); set
+`TELEWORK_DEMO_DATA=0` to start with no telework history. Deterministic (fixed random seed), relative to
+today, so the calendar, inbox, coverage grid and reports have something to show on first start.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from auth.models import OrgUnit, RoleAssignment, User
+from scheduling.calendar import WorkingCalendar
+from scheduling.config import TOKYO, TeleworkConfig
+from scheduling.models import Policy, TeleworkDay, TeleworkRequest, WorkReport
+
+PLANS = [
+    "予算資料の作成",
+    "条例改正案の検討",
+    "オンライン会議（部内定例）",
+    "議事録の作成",
+    "申請書類の審査",
+    "研修動画の視聴",
+    "統計データの集計",
+]
+
+
+def _at(day: date, hh: int, mm: int) -> datetime:
+    return datetime.combine(day, time(hh, mm), tzinfo=TOKYO)
+
+
+async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
+    """Add demo policy and telework days when there are none; returns the number of days written."""
+    if (await db.execute(select(func.count()).select_from(TeleworkDay))).scalar_one():
+        return 0
+    root = (
+        (await db.execute(select(OrgUnit).where(col(OrgUnit.parent_id).is_(None)).order_by(col(OrgUnit.id))))
+        .scalars()
+        .first()
+    )
+    if root is None:
+        return 0
+    today = config.today()
+    start = (today.replace(day=1) - timedelta(days=62)).replace(day=1)
+    end = today + timedelta(days=21)
+    db.add(
+        Policy(
+            unit_id=root.id or 0,
+            valid_from=start,
+            weekly_cap=3,
+            monthly_cap=10,
+            notice_days=1,
+            notice_cutoff="17:00",
+            max_consecutive=5,
+            min_onsite_ratio=0.4,
+            require_reports=True,
+            note="在宅勤務要領（デモ）: 週3日・月10日まで、前日17時までに申請、所属の4割は出勤",
+        )
+    )
+    parents: dict[int, int | None] = dict((await db.execute(select(OrgUnit.id, OrgUnit.parent_id))).all())  # type: ignore[arg-type]
+    heads: dict[int, list[int]] = {}
+    for unit_id, user_id in (
+        await db.execute(
+            select(RoleAssignment.unit_id, RoleAssignment.user_id).where(RoleAssignment.role == "unit_head")
+        )
+    ).all():
+        if unit_id is not None:
+            heads.setdefault(unit_id, []).append(user_id)
+
+    def approver(user_id: int, unit_id: int | None) -> int | None:
+        current = unit_id
+        while current is not None:
+            for head in heads.get(current, []):
+                if head != user_id:
+                    return head
+            current = parents.get(current)
+        return None
+
+    users = list(
+        (
+            await db.execute(
+                select(User)
+                .where(col(User.active).is_(True), col(User.unit_id).is_not(None))
+                .order_by(col(User.id))
+            )
+        ).scalars()
+    )
+    calendar = await WorkingCalendar.load(db, config, start, end)
+    rng = random.Random(20201)
+    written = 0
+    for user in users:
+        if user.employment_type == "part_time":
+            continue
+        weekdays = sorted(rng.sample([1, 2, 3, 4, 5], rng.choice([1, 1, 2, 2, 3])))
+        boss = approver(user.id or 0, user.unit_id)
+        for day in calendar.working_days(start, end):
+            if day.isoweekday() not in weekdays or rng.random() < 0.25:
+                continue
+            part = rng.choices(["full", "am", "pm"], weights=[8, 1, 1])[0]
+            created = _at(day - timedelta(days=rng.randint(2, 10)), 10, 0)
+            req = TeleworkRequest(
+                user_id=user.id or 0,
+                unit_id=user.unit_id,
+                kind="single",
+                first_day=day,
+                last_day=day,
+                part=part,
+                place=rng.choices(["home", "satellite"], weights=[9, 1])[0],
+                plan=rng.choice(PLANS),
+                contact="携帯電話",
+                created_at=created,
+            )
+            db.add(req)
+            await db.flush()
+            if day > today + timedelta(days=2) or (day > today and rng.random() < 0.5):
+                state = "submitted"
+            else:
+                state = rng.choices(
+                    ["approved", "rejected", "cancelled", "withdrawn"], weights=[90, 3, 4, 3]
+                )[0]
+            decided = state in ("approved", "rejected", "cancelled")
+            row = TeleworkDay(
+                request_id=req.id or 0,
+                user_id=user.id or 0,
+                unit_id=user.unit_id,
+                day=day,
+                part=part,
+                state=state,
+                approver_id=boss,
+                decided_by=boss if decided else None,
+                decided_at=created + timedelta(hours=rng.randint(1, 30)) if decided else None,
+                sequence=1 + (state == "cancelled") if decided else 0,
+                updated_at=created,
+            )
+            db.add(row)
+            written += 1
+            if state == "approved" and day < today and rng.random() < 0.93:
+                await db.flush()
+                begin = _at(day, 8, 30) + timedelta(minutes=rng.randint(-10, 20))
+                finish = _at(day, 17, 15) + timedelta(minutes=rng.randint(0, 45))
+                if part == "am":
+                    finish = _at(day, 12, 0)
+                elif part == "pm":
+                    begin = _at(day, 13, 0)
+                db.add(
+                    WorkReport(
+                        day_id=row.id or 0,
+                        user_id=user.id or 0,
+                        started_at=begin,
+                        ended_at=finish if rng.random() < 0.97 else None,
+                        summary=req.plan + "を行った。",
+                        updated_at=finish,
+                    )
+                )
+    await db.commit()
+    return written
