@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import icalendar
-import pytest
 import vobject
 from sqlalchemy import delete, select, text
 
@@ -24,18 +23,6 @@ from scheduling.ical import FeedDay, PartTimes, build_calendar
 from scheduling.models import CalendarFeed, TeleworkDay, TeleworkRequest
 
 TODAY = TeleworkConfig().today()
-
-
-@pytest.fixture
-def wired(app):
-    """The feed routes, registered here until scheduling/module.py lists them (then a no-op)."""
-    from scheduling.feed_controllers import ROUTE_HANDLERS
-
-    paths = {route.path for route in app.routes}
-    if "/ical/{token:str}" not in paths:
-        for handler in ROUTE_HANDLERS:
-            app.register(handler)
-    return app
 
 
 async def user_id(db, employee_number: str) -> int:
@@ -126,7 +113,7 @@ def vevents_by_uid(body: bytes) -> dict[str, object]:
     return {e.uid.value: e for e in getattr(cal, "vevent_list", [])}
 
 
-async def test_personal_feed_round_trips_through_two_parsers(wired, db, make_client, anon):
+async def test_personal_feed_round_trips_through_two_parsers(db, make_client, anon):
     employee = await make_client("employee")
     d1, d2, d3 = TODAY + timedelta(days=3), TODAY + timedelta(days=4), TODAY + timedelta(days=5)
     rows = await book(
@@ -139,8 +126,8 @@ async def test_personal_feed_round_trips_through_two_parsers(wired, db, make_cli
             (d3, "full", "submitted"),  # not decided: not in a calendar
             (d3 + timedelta(days=1), "full", "rejected"),
             (d3 + timedelta(days=2), "full", "withdrawn"),
-            (TODAY + timedelta(days=401), "full", "approved"),  # beyond the window
-            (TODAY - timedelta(days=401), "full", "approved"),
+            (TODAY + timedelta(days=405), "full", "approved"),  # beyond the 400-day window
+            (TODAY - timedelta(days=405), "full", "approved"),
         ],
         plan="議事録の作成と、来年度予算の資料のとりまとめ。" * 4,
     )
@@ -193,7 +180,7 @@ async def test_personal_feed_round_trips_through_two_parsers(wired, db, make_cli
     assert vevents[f"telework-day-{pm.id}@{host}"].status.value == "CANCELLED"
 
 
-async def test_a_change_bumps_sequence_and_the_etag_revalidates(wired, db, make_client, anon):
+async def test_a_change_bumps_sequence_and_the_etag_revalidates(db, make_client, anon):
     employee = await make_client("employee")
     day = TODAY + timedelta(days=7)
     (row,) = await book(db, "100012", [(day, "full", "approved")], sequence=2)
@@ -220,7 +207,7 @@ async def test_a_change_bumps_sequence_and_the_etag_revalidates(wired, db, make_
     assert vevent.sequence.value == "3" and vevent.status.value == "CANCELLED"
 
 
-async def test_unit_feed_shows_the_unit_with_names_and_only_to_its_head(wired, db, make_client, anon):
+async def test_unit_feed_shows_the_unit_with_names_and_only_to_its_head(db, make_client, anon):
     head = await make_client("unit_head")
     gyokaku = await unit_id(db, "GYOKAKU")
     day = TODAY + timedelta(days=2)
@@ -265,7 +252,7 @@ async def test_unit_feed_shows_the_unit_with_names_and_only_to_its_head(wired, d
     assert (await fetch(anon, feed_path(created))).status_code == 404
 
 
-async def test_revoked_and_unknown_addresses_are_not_found(wired, db, make_client, anon):
+async def test_revoked_and_unknown_addresses_are_not_found(db, make_client, anon):
     employee = await make_client("employee")
     created = await new_feed(employee)
     path = feed_path(created)
@@ -296,7 +283,7 @@ async def test_revoked_and_unknown_addresses_are_not_found(wired, db, make_clien
         assert (await fetch(anon, bad)).status_code == 404, bad
 
 
-async def test_the_token_is_never_stored_or_logged_in_clear(wired, db, make_client):
+async def test_the_token_is_never_stored_or_logged_in_clear(db, make_client):
     employee = await make_client("employee")
     created = await new_feed(employee)
     token = created["token"]
@@ -319,7 +306,7 @@ async def test_the_token_is_never_stored_or_logged_in_clear(wired, db, make_clie
     assert sorted(a for (a,) in actions) == ["telework.feed.create", "telework.feed.revoke"]
 
 
-async def test_use_is_recorded_at_most_once_an_hour(wired, db, make_client, anon):
+async def test_use_is_recorded_at_most_once_an_hour(db, make_client, anon):
     employee = await make_client("employee")
     created = await new_feed(employee)
     path = feed_path(created)
@@ -346,7 +333,7 @@ async def test_use_is_recorded_at_most_once_an_hour(wired, db, make_client, anon
     assert await last_used() > first - timedelta(hours=1)
 
 
-async def test_a_deactivated_owner_feed_stops(wired, db, make_client, anon):
+async def test_a_deactivated_owner_feed_stops(db, make_client, anon):
     employee = await make_client("employee")
     path = feed_path(await new_feed(employee))
     await db.rollback()
@@ -411,7 +398,7 @@ def test_typed_text_cannot_break_or_inject_lines():
     assert "X:y; z, \\ w" in vevent.description.value
 
 
-async def test_a_person_holds_a_bounded_number_of_live_feeds(wired, make_client):
+async def test_a_person_holds_a_bounded_number_of_live_feeds(make_client):
     from scheduling.feeds import MAX_ACTIVE_FEEDS
 
     employee = await make_client("employee")
