@@ -655,8 +655,10 @@ async def decide(
             )
         )
     db.add_all(steps_rows)
-    for row in rows:
-        await db.refresh(row)
+    # Re-read what the UPDATEs changed in one query (a refresh per row was 500 round trips in bulk).
+    await db.execute(
+        select(TeleworkDay).where(col(TeleworkDay.id).in_(wanted)).execution_options(populate_existing=True)
+    )
     by_request: dict[int, list[TeleworkDay]] = defaultdict(list)
     for row in rows:
         by_request[row.request_id].append(row)
