@@ -367,6 +367,7 @@ function leave() {
 
 $("join-button").addEventListener("click", async () => {
   state.joinStarted = performance.now();
+  await previewReady;
   state.muted = $("join-muted").checked;
   state.cameraOff = $("join-camera-off").checked;
   state.audioOnly = $("join-audio-only").checked;
@@ -413,4 +414,4 @@ document.addEventListener("keydown", (event) => {
 setInterval(() => send({ type: "ping" }), 20000);
 window.addEventListener("pagehide", () => { if (!state.leaving) send({ type: "leave" }); });
 
-refreshPreview();
+const previewReady = refreshPreview().catch(() => { state.local = new MediaStream(); });
