@@ -1,8 +1,9 @@
 """The pass-through SFU: one peer connection per participant; RTP is forwarded, never decoded or encoded.
 
-Each participant publishes three tracks on the server's receive-only transceivers (audio, video, screen) and
-receives everyone else's through send-only *slots*. A slot freed by someone leaving is reused by the next
-person, so most joins and leaves need no renegotiation and each slot's numbering runs on without a jump.
+Each participant may publish three tracks on the server's receive-only transceivers (audio, video, screen) and
+receives the others' through send-only *slots*. A slot is made when a track first carries media (so a hundred
+viewers who publish nothing cost nothing), and a slot freed by someone leaving is reused by the next person:
+most joins and leaves need no renegotiation, and each slot's numbering runs on without a jump.
 The server always makes the offer: there is never glare, and the browser only answers.
 """
 
@@ -57,6 +58,7 @@ AUDIO_LEVEL_EXT = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 KEYFRAME_INTERVAL = 0.5  # at most two keyframe requests per second reach a publisher
 REMB_FRESH_SECONDS = 5.0
 TICK_SECONDS = 0.25
+STREAMS_PER_PERSON = 2  # audio + video; a screen share is occasional and not budgeted
 ANSWER_TIMEOUT = 30.0
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -104,6 +106,7 @@ class Source:
     stats: ReceiveStats | None = None
     packets: int = 0
     last_audio: float = 0.0
+    active: bool = False  # has sent media: others get slots for it
 
     @property
     def feedback_ssrc(self) -> int:
@@ -117,6 +120,8 @@ class Source:
             self.ssrc = packet.ssrc
             self.stats = ReceiveStats(packet.ssrc)
             self.clock = SourceClock(self.clock_rate)
+            if not self.active:
+                self.owner.room.activate(self)
         self.packets += 1
         assert self.stats is not None
         self.stats.add(packet.sequence_number)
@@ -302,6 +307,9 @@ class Participant:
             if slot.mid is not None and slot.source is not None
         }
 
+    async def send_tracks(self) -> None:
+        await self.send({"type": "tracks", "tracks": self.track_map()})
+
     async def send_rtcp(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionError):
             await glue.send_rtp(self.transport, data)
@@ -379,36 +387,43 @@ class MediaRoom:
         self.on_event = on_event
         self._task: asyncio.Task[None] | None = None
 
-    def forwarded_streams(self, participants: int | None = None) -> int:
-        n = len(self.participants) if participants is None else participants
-        return n * (n - 1) * len(TRACKS)
+    def forwarded_streams(self) -> int:
+        """Streams this room forwards now: each published track times the people receiving it."""
+        return sum(len(source.slots) for p in self.participants.values() for source in p.sources.values())
 
     async def join(self, participant_id: str, send: Send, *, audio_only: bool = False) -> Participant:
-        """Add a participant, give everyone slots for each other's tracks, negotiate where needed."""
+        """Add a participant and give them slots for every track being published; refuse past the limits.
+
+        The budget assumes the newcomer will publish audio and video, seen by everyone, and see everyone's.
+        """
         if participant_id in self.participants:
             await self.leave(participant_id)
         n = len(self.participants)
         if n >= self.sfu.max_participants:
             raise RoomFull
-        extra = self.forwarded_streams(n + 1) - self.forwarded_streams(n)
-        if self.sfu.forwarded_streams() + extra > self.sfu.max_streams:
+        if self.sfu.forwarded_streams() + 2 * n * STREAMS_PER_PERSON > self.sfu.max_streams:
             raise CapacityExceeded
         newcomer = Participant(self, participant_id, send, audio_only=audio_only)
-        others = list(self.participants.values())
-        self.participants[participant_id] = newcomer
-        for other in others:
+        for other in self.participants.values():
             for source in other.sources.values():
-                newcomer.free_slot(source.kind).assign(source)
-            for source in newcomer.sources.values():
-                other.free_slot(source.kind).assign(source)
+                if source.active:
+                    newcomer.free_slot(source.kind).assign(source)
+        self.participants[participant_id] = newcomer
         if self._task is None:
             self._task = asyncio.create_task(self._run())
-        for other in others:
+        return newcomer
+
+    def activate(self, source: Source) -> None:
+        """A track started to flow: everyone else gets a slot for it (a free one if they have it)."""
+        source.active = True
+        for other in self.participants.values():
+            if other is source.owner or any(slot.source is source for slot in other.slots):
+                continue
+            other.free_slot(source.kind).assign(source)
             if other._dirty:
                 self.sfu.spawn(other.negotiate)
             else:
-                await other.send({"type": "tracks", "tracks": other.track_map()})
-        return newcomer
+                self.sfu.spawn(other.send_tracks)
 
     async def leave(self, participant_id: str) -> None:
         """Free the slots that carried the leaver's tracks (kept for the next person); close the peer."""
@@ -416,9 +431,10 @@ class MediaRoom:
         if leaver is None:
             return
         self.speakers.remove(participant_id)
-        for source in leaver.sources.values():
-            for slot in list(source.slots):
-                slot.assign(None)
+        for other in self.participants.values():
+            for slot in other.slots:
+                if slot.source is not None and slot.source.owner is leaver:
+                    slot.assign(None)
         for slot in leaver.slots:
             slot.assign(None)
         for other in self.participants.values():

@@ -94,7 +94,7 @@ async def test_the_socket_refuses_strangers_and_full_rooms_with_a_reason(app, ma
         assert full["code"] == "room_full" and "上限" in full["message"]
 
         app.state.rtc.sfu.max_participants = 12
-        app.state.rtc.sfu.max_streams = 3  # one pair needs 2 × 3 forwarded streams
+        app.state.rtc.sfu.max_streams = 3  # a second person needs 2 × 2 forwarded streams
         third = await ws_join(base, room["id"], hr.cookies["th_session"])
         refused = await next_of(third, "error")
         assert refused["code"] == "capacity" and "混み合って" in refused["message"]

@@ -5,6 +5,7 @@ Peer connections are real aiortc objects (offers made, nothing connected); the t
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from aiortc.rtp import (
 
 from rtc import aiortc_glue
 from rtc.forwarding import ntp_time
-from rtc.sfu import CapacityExceeded, RoomFull, Sfu
+from rtc.sfu import CapacityExceeded, Participant, RoomFull, Sfu
 
 KEY = bytes([0x10, 0x00, 0x9D, 0x01, 0x2A])
 DELTA = bytes([0x10, 0x01, 0x00])
@@ -47,28 +48,40 @@ class Recorder:
         return [p for d in self.sent if is_rtcp(d) for p in RtcpPacket.parse(d)]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     async def send_rtp(transport: Recorder, data: bytes) -> None:
         transport.sent.append(data)
 
     monkeypatch.setattr(aiortc_glue, "send_rtp", send_rtp)
+    monkeypatch.setattr(Participant, "negotiate", offer_only)
 
 
 async def nothing(message: dict[str, Any]) -> None:
     return None
 
 
-async def meeting(sfu: Sfu, *names: str) -> list[Any]:
-    """Participants joined and 'negotiated' (offer made, codecs bound) without any network."""
+async def offer_only(self: Participant) -> None:
+    """Negotiation without a browser: the offer fixes mids and codecs, which is all the forwarder needs."""
+    self._dirty = False
+    self.negotiations += 1
+    await self.pc.setLocalDescription(await self.pc.createOffer())
+    self._bind_sources()
+    for slot in self.slots:
+        slot.ready()
+
+
+async def meeting(sfu: Sfu, *names: str, publish: tuple[str, ...] = ("audio", "video")) -> list[Any]:
+    """Participants joined, publishing audio and video, 'negotiated' (offer only), on recording transports."""
     room = sfu.room("r1")
     people = [await room.join(name, nothing) for name in names]
     for person in people:
-        await person.pc.setLocalDescription(await person.pc.createOffer())
-        person._bind_sources()
-        for slot in person.slots:
-            slot.ready()
+        await offer_only(person)
         person.transport = Recorder()
+    for person in people:
+        for name in publish:
+            room.activate(person.sources[name])
+    await asyncio.gather(*sfu._tasks)
     return people
 
 
@@ -204,15 +217,47 @@ async def test_audio_levels_pick_the_active_speaker(recorded):
 async def test_limits_refuse_the_join():
     sfu = Sfu(max_participants=2)
     try:
-        room = sfu.room("r1")
-        await room.join("a", nothing)
-        await room.join("b", nothing)
+        await meeting(sfu, "a", "b")
+        room = sfu.rooms["r1"]
+        assert sfu.forwarded_streams() == 4  # two people, audio + video each way
         with pytest.raises(RoomFull):
             await room.join("c", nothing)
-        sfu.max_participants, sfu.max_streams = 10, 12  # a third person would need 3×2×3 = 18
+        sfu.max_participants, sfu.max_streams = 10, 11  # a third person would add 2 × 2 × 2 = 8
         with pytest.raises(CapacityExceeded):
             await room.join("c", nothing)
-        assert sfu.forwarded_streams() == 6
+        sfu.max_streams = 12
+        await room.join("c", nothing)
+    finally:
+        await sfu.close()
+
+
+async def test_viewers_who_publish_nothing_get_no_slots_from_each_other():
+    sfu = Sfu()
+    try:
+        people = await meeting(sfu, "speaker", *[f"viewer{i}" for i in range(5)], publish=())
+        room = sfu.rooms["r1"]
+        room.activate(people[0].sources["video"])
+        await asyncio.gather(*sfu._tasks)
+        assert [len(p.slots) for p in people] == [0, 1, 1, 1, 1, 1]
+        assert sfu.forwarded_streams() == 5
+    finally:
+        await sfu.close()
+
+
+async def test_a_freed_slot_is_reused_without_renegotiation():
+    sfu = Sfu()
+    try:
+        alice, bob = await meeting(sfu, "alice", "bob")
+        room = sfu.rooms["r1"]
+        negotiations = alice.negotiations
+        await room.leave("bob")
+        assert all(slot.source is None for slot in alice.slots)
+        carol = await room.join("carol", nothing)
+        await offer_only(carol)
+        room.activate(carol.sources["video"])
+        await asyncio.gather(*sfu._tasks)
+        assert alice.negotiations == negotiations
+        assert [s.source.owner.id for s in alice.slots if s.source is not None] == ["carol"]
     finally:
         await sfu.close()
 
