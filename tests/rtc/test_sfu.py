@@ -247,7 +247,7 @@ async def test_viewers_who_publish_nothing_get_no_slots_from_each_other():
 async def test_a_freed_slot_is_reused_without_renegotiation():
     sfu = Sfu()
     try:
-        alice, bob = await meeting(sfu, "alice", "bob")
+        alice, _bob = await meeting(sfu, "alice", "bob")
         room = sfu.rooms["r1"]
         negotiations = alice.negotiations
         await room.leave("bob")
