@@ -96,11 +96,17 @@ async def inbox(
         window = judged[(page - 1) * per_page : page * per_page]
         reads = await day_reads(db, [j[0] for j in window], principal.locale)
         req_ids = {j[0].request_id for j in window}
+        # Only the columns shown, not a whole request object per row.
         reqs = {
             r.id: r
-            for r in (
-                await db.execute(select(TeleworkRequest).where(col(TeleworkRequest.id).in_(req_ids)))
-            ).scalars()
+            for r in await db.execute(
+                select(
+                    TeleworkRequest.id,
+                    TeleworkRequest.place,
+                    TeleworkRequest.place_note,
+                    TeleworkRequest.plan,
+                ).where(col(TeleworkRequest.id).in_(req_ids))
+            )
         }
         acting_names = await names(db, list(delegated))
         for read, (r, onsite, members, minimum, breaks) in zip(reads, window, strict=True):
@@ -108,7 +114,8 @@ async def inbox(
             items.append(
                 schemas.InboxItem(
                     day=read,
-                    place=(req.place + (f" ({req.place_note})" if req.place_note else "")) if req else "",
+                    place=req.place if req else "home",
+                    place_note=req.place_note if req else "",
                     plan=req.plan if req else "",
                     acting_for_name=acting_names.get(r.approver_id, "") if r.approver_id in delegated else "",
                     onsite=onsite,

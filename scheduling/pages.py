@@ -91,6 +91,13 @@ def hm(moment: datetime | None) -> str:
     return moment.astimezone(TOKYO).strftime("%H:%M") if moment else ""
 
 
+def num(value: float | None) -> str:
+    """5.0 → '5', 4.5 → '4.5' (half days make halves)."""
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
 def month_grid(first: date) -> list[list[date | None]]:
     """Weeks of the month, Monday first, None outside it."""
     weeks = []
@@ -321,7 +328,7 @@ class TeleworkPages(Controller):
 
     # ------------------------------------------------------------ approvals
 
-    @get("/telework/inbox", operation_id="teleworkInboxPage", guards=[requires(*HEADS)])
+    @get("/telework/inbox", operation_id="teleworkInboxPage")  # delegates need it too
     async def inbox(
         self,
         request: Request[Principal, Any, Any],
@@ -374,6 +381,7 @@ class TeleworkPages(Controller):
                 typed=typed or DecideForm(),
                 missing=missing,
                 missing_day=missing_day,
+                num=num,
             ),
             status_code=status_code,
         )
@@ -449,6 +457,7 @@ class TeleworkPages(Controller):
                 prev_month=shift_month(first, -1),
                 next_month=shift_month(first, 1),
                 today=c.today(),
+                num=num,
             ),
         )
 
@@ -525,7 +534,7 @@ async def home_panel(
     c = cfg(request)
     today = c.today()
     todays = await reports.today_days(db, principal, today)
-    pending = await approvals.pending_count(db, principal, today) if principal.scope_unit_ids else 0
+    pending = await approvals.pending_count(db, principal, today)  # delegates see theirs too
     unread = (
         await db.execute(
             select(func.count())

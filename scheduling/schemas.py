@@ -128,7 +128,8 @@ class CommentIn(Strict, kw_only=True):
 
 class InboxItem(msgspec.Struct, kw_only=True):
     day: DayRead
-    place: str
+    place: str  # home, satellite, other
+    place_note: str
     plan: str
     acting_for_name: str  # when the item is in the inbox through a delegation
     onsite: float | None

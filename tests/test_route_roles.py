@@ -32,7 +32,7 @@ SAMPLE = {
     "{unit_id:int}": "{unit_in_scope}",
     "{file_path:path}": "app.css",
     "{path:str}": "openapi.json",
-    "{id:int}": "1",
+    "{id:int}": "999999",  # no such outbox message
 }
 
 TABLE: dict[tuple[str, str], Rule] = {
@@ -116,7 +116,7 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/api/audit.csv"): Rule(AUDIT),
     ("GET", "/audit"): page(*AUDIT),
     ("GET", "/admin/outbox"): page("sysadmin"),
-    # No message 1 exists: the sysadmin gets past the guard to 'not found'.
+    # No message 999999 exists: the sysadmin gets past the guard to 'not found'.
     ("POST", "/admin/outbox/{id:int}/retry"): Rule(("sysadmin",), ok=404, form={}),
 }
 for _package in PACKAGE_RULES:

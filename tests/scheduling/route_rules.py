@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.route_rule import PUBLIC, SIGNED_IN, Rule
+from tests.route_rule import PUBLIC, SIGNED_IN, Rule, page
 
 RULES: dict[tuple[str, str], Rule] = {}
 
@@ -46,6 +46,25 @@ TELEWORK_RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{T}/emergencies/{{emergency_id:int}}/end"): Rule(HR, ok=404),
 }
 RULES.update(TELEWORK_RULES)
+
+# Telework pages (tests/scheduling/test_pages.py): forms answer 422 when empty, 404 outside one's own days.
+PAGE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/telework"): page(*SIGNED_IN),
+    ("GET", "/telework/new"): page(*SIGNED_IN),
+    ("POST", "/telework/new"): Rule(SIGNED_IN, ok=422, form={}),
+    ("GET", "/telework/requests/{request_id:int}"): page(*HEADS, denied=404),
+    ("POST", "/telework/requests/{request_id:int}/withdraw"): Rule(SIGNED_IN, ok=404, form={}),
+    ("POST", "/telework/days/{day_id:int}/withdraw"): Rule(SIGNED_IN, ok=404, form={}),
+    ("POST", "/telework/requests/{request_id:int}/comment"): Rule(HEADS, ok=422, denied=404, form={}),
+    ("POST", "/telework/days/{day_id:int}/report"): Rule(SIGNED_IN, ok=404, form={}),
+    ("GET", "/telework/inbox"): page(*SIGNED_IN),
+    ("POST", "/telework/inbox/decide"): Rule(SIGNED_IN, ok=422, form={}),
+    ("GET", "/telework/coverage"): page(*HEADS),
+    ("GET", "/telework/notifications"): page(*SIGNED_IN),
+    ("POST", "/telework/feeds"): Rule(SIGNED_IN, ok=200, form={}),
+    ("POST", "/telework/feeds/{feed_id:int}/revoke"): Rule(SIGNED_IN, ok=404, form={}),
+}
+RULES.update(PAGE_RULES)
 
 
 async def telework_samples(db: Any) -> dict[str, str]:
