@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from sqlalchemy import func, update
+from sqlmodel import col, select
 
 from app.deps import DB, SettingsDep
 from app.errors import DomainError
@@ -15,6 +17,8 @@ from app.security import Principal, requires, signed_in
 from auth.controllers import client_ip
 from scheduling import approvals, policies, reports, schemas, services
 from scheduling.config import TeleworkConfig
+from scheduling.models import Notification
+from scheduling.notify import render
 
 Id = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
 OptId = Annotated[int | None, QueryParameter(ge=1, le=2_147_483_647)]
@@ -327,6 +331,24 @@ class TeleworkApi(Controller):
         await reports.report(db, request.user, day_id, "end", cfg(request).now(), data, ip=client_ip(request))
         return (await services.day_reads(db, [await _day(db, day_id)], request.user.locale))[0]
 
+    # ------------------------------------------------------------ in-app notifications
+
+    @get("/notifications", operation_id="listTeleworkNotifications")
+    async def notifications(
+        self, request: Request[Principal, Any, Any], db: DB, unread: Annotated[bool, QueryParameter()] = False
+    ) -> MessageList:
+        """My latest 100 messages (decisions, cancellations, escalations, reminders), newest first."""
+        return await notifications_of(db, request.user, only_unread=unread)
+
+    @post("/notifications/read", operation_id="markTeleworkNotificationsRead", status_code=204)
+    async def mark_read(self, request: Request[Principal, Any, Any], db: DB) -> None:
+        """Mark all my messages read."""
+        await db.execute(
+            update(Notification)
+            .where(col(Notification.user_id) == request.user.id, col(Notification.read_at).is_(None))
+            .values(read_at=cfg(request).now())
+        )
+
     # ------------------------------------------------------------ calendar and rules
 
     @get("/calendar", operation_id="workingCalendar")
@@ -431,6 +453,32 @@ class TeleworkApi(Controller):
             "reason": row.reason,
             "unit_id": row.unit_id,
         }
+
+
+async def notifications_of(db: Any, principal: Principal, *, only_unread: bool = False) -> MessageList:
+    query = select(Notification).where(col(Notification.user_id) == principal.id)
+    if only_unread:
+        query = query.where(col(Notification.read_at).is_(None))
+    rows = list((await db.execute(query.order_by(col(Notification.id).desc()).limit(100))).scalars())
+    unread = (
+        await db.execute(
+            select(func.count())
+            .select_from(Notification)
+            .where(col(Notification.user_id) == principal.id, col(Notification.read_at).is_(None))
+        )
+    ).scalar_one()
+    items = [
+        schemas.NotificationRead(
+            id=n.id or 0,
+            key=n.key,
+            message=render(principal.locale, n.key, n.params_json),
+            link=n.link,
+            created_at=n.created_at,
+            read=n.read_at is not None,
+        )
+        for n in rows
+    ]
+    return MessageList(items=items, unread=unread)
 
 
 async def _day(db: Any, day_id: int) -> Any:

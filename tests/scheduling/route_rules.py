@@ -33,6 +33,8 @@ TELEWORK_RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{T}/delegations"): Rule(SIGNED_IN, ok=400, body={}),
     ("DELETE", f"{T}/delegations/{{delegation_id:int}}"): Rule(SIGNED_IN, ok=404),
     ("GET", f"{T}/today"): Rule(SIGNED_IN),
+    ("GET", f"{T}/notifications"): Rule(SIGNED_IN),
+    ("POST", f"{T}/notifications/read"): Rule(SIGNED_IN, ok=204),
     ("POST", f"{T}/days/{{day_id:int}}/start"): Rule(SIGNED_IN, ok=404, body={}),  # not their day
     ("POST", f"{T}/days/{{day_id:int}}/end"): Rule(SIGNED_IN, ok=404, body={}),
     ("GET", f"{T}/calendar"): Rule(SIGNED_IN, ok=400),  # no from/to

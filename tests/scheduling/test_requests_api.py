@@ -47,6 +47,11 @@ async def test_book_next_monday_head_approves_member_reports(make_client, clock,
     assert r.status_code == 200
     assert r.json()["ended_at"] and r.json()["summary"] == "資料を作成した"
 
+    told = (await member.get("/api/telework/notifications")).json()
+    assert told["unread"] == 1 and "承認されました" in told["items"][0]["message"]
+    assert (await member.post("/api/telework/notifications/read")).status_code == 204
+    assert (await member.get("/api/telework/notifications?unread=true")).json() == {"items": [], "unread": 0}
+
     actions = set((await db.execute(select(AuditEvent.action))).scalars())
     assert {
         "telework.request.submitted",
