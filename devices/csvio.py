@@ -28,7 +28,7 @@ from app.security import Principal
 from auth.org_csv import ImportReport, RowError, decode, row_error
 from devices import checks
 from devices.models import Carrier, Device, Line, Plan, SimCard, UsageRecord
-from devices.services import record, secret_box
+from devices.services import device_dict, record, search_text, secret_box
 
 Kind = Literal["devices", "lines", "sims", "usage"]
 MAX_ROWS = 20_000
@@ -139,6 +139,11 @@ FORMS = {
 SETTABLE = {"in_stock", "in_repair", "retired"}
 DATE_RE = re.compile(r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?")
 MONTH_RE = re.compile(r"(\d{4})[-/.年](\d{1,2})月?")
+
+
+def _table(model: Any) -> Any:
+    """The Core table: a Core INSERT of many rows is an executemany, ~10x faster than the ORM's bulk path."""
+    return model.__table__
 
 
 def _norm(text: str) -> str:
@@ -351,9 +356,19 @@ async def import_devices(
             if status is not None and status not in SETTABLE:
                 r.fail("status", "devices.csv_status_not_settable", status=status)
                 continue
-            inserts.append({**values, "status": status or "in_stock", "created_at": now, "updated_at": now})
+            inserts.append(
+                {
+                    **values,
+                    "status": status or "in_stock",
+                    "search": search_text(values),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             continue
         change = {k: v for k, v in values.items() if k in given and getattr(current, k) != v}
+        if change:
+            change["search"] = search_text({**device_dict(current), **change})
         if status is not None and status != current.status:
             if status not in SETTABLE or current.status not in SETTABLE:
                 r.fail("status", "devices.csv_status_not_settable", status=status)
@@ -365,7 +380,7 @@ async def import_devices(
     if errors or dry_run:
         return report
     if inserts:
-        await db.execute(insert(Device), inserts)
+        await db.execute(insert(_table(Device)), inserts)
     if updates:
         await db.execute(update(Device), updates)
     _summary(db, actor, report, [i["asset_tag"] for i in inserts], [str(u["id"]) for u in updates], ip)
@@ -475,7 +490,7 @@ async def import_lines(
     if errors or dry_run:
         return report
     if inserts:
-        await db.execute(insert(Line), inserts)
+        await db.execute(insert(_table(Line)), inserts)
     if updates:
         await db.execute(update(Line), updates)
     _summary(db, actor, report, [i["number"] for i in inserts], [str(u["id"]) for u in updates], ip)
@@ -569,7 +584,14 @@ async def import_sims(
     for _line, values in parsed:
         current = existing.get(values["iccid"])
         if current is None:
-            inserts.append({"form_factor": "nano", **values, "created_at": now, "updated_at": now})
+            blank = {
+                "form_factor": "nano",
+                "line_id": None,
+                "device_id": None,
+                "pin_enc": None,
+                "puk_enc": None,
+            }
+            inserts.append({**blank, **values, "created_at": now, "updated_at": now})
             continue
         change = {k: v for k, v in values.items() if k.endswith("_enc") or getattr(current, k) != v}
         if change:
@@ -582,7 +604,7 @@ async def import_sims(
             if name in values:
                 values[name] = box.seal(values[name])
     if inserts:
-        await db.execute(insert(SimCard), inserts)
+        await db.execute(insert(_table(SimCard)), inserts)
     if updates:
         await db.execute(update(SimCard), updates)
     _summary(db, actor, report, [i["iccid"] for i in inserts], [str(u["id"]) for u in updates], ip)
@@ -668,7 +690,7 @@ async def import_usage(
     if errors or dry_run:
         return report
     if inserts:
-        await db.execute(insert(UsageRecord), inserts)
+        await db.execute(insert(_table(UsageRecord)), inserts)
     if updates:
         await db.execute(update(UsageRecord), updates)
     months = sorted({str(k[1])[:7] for k in parsed})

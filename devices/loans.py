@@ -20,7 +20,7 @@ from app.security import Principal
 from auth.models import User
 from devices import schemas
 from devices.models import Device, EquipmentRequest, Line, Loan, LoanItem
-from devices.services import flush_unique, page_bounds, record, today
+from devices.services import flush_unique, page_bounds, paged, record, today
 
 TERMS_VERSION = "2026-04"
 QUARANTINE_DAYS = 30
@@ -391,14 +391,7 @@ async def list_loans(
             .where(col(Device.asset_tag) == q.upper())
         )
         query = query.where(col(Loan.holder_id).in_(holders) | col(Loan.id).in_(tagged))
-    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = list(
-        (
-            await db.execute(
-                query.order_by(col(Loan.id).desc()).limit(per_page).offset((page - 1) * per_page)
-            )
-        ).scalars()
-    )
+    rows, total = await paged(db, query, col(Loan.id).desc(), page, per_page)
     return schemas.LoanList(items=await loan_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 

@@ -39,6 +39,8 @@ class Device(SQLModel, table=True):
     cost: int | None = None  # yen, tax included
     warranty_end: date | None = None
     notes: str = Field(default="", max_length=1000)
+    # Lower-case tag, serial, IMEI, maker and model: one column to scan for a free-text search.
+    search: str = Field(default="", max_length=400)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

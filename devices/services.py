@@ -48,6 +48,24 @@ def page_bounds(page: int, per_page: int) -> tuple[int, int]:
     return max(1, page), per_page
 
 
+async def paged(
+    db: AsyncSession, query: Any, order_by: Any, page: int, per_page: int
+) -> tuple[list[Any], int]:
+    """One page and the total in a single scan (count(*) OVER ()); a page past the end counts apart."""
+    rows = (
+        await db.execute(
+            query.add_columns(func.count().over())
+            .order_by(order_by)
+            .limit(per_page)
+            .offset((page - 1) * per_page)
+        )
+    ).all()
+    if rows:
+        return [r[0] for r in rows], int(rows[0][1])
+    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    return [], int(total)
+
+
 def record(
     db: AsyncSession,
     actor: Principal | None,
@@ -97,6 +115,11 @@ def device_dict(d: Device) -> dict[str, Any]:
         "warranty_end": d.warranty_end,
         "notes": d.notes,
     }
+
+
+def search_text(values: dict[str, Any]) -> str:
+    parts = (values.get(k) or "" for k in ("asset_tag", "serial", "imei", "maker", "model"))
+    return " ".join(str(p) for p in parts if p).lower()[:400]
 
 
 def device_read(d: Device, holder: tuple[int, str] | None = None) -> schemas.DeviceRead:
@@ -154,7 +177,7 @@ async def create_device(db: AsyncSession, actor: Principal, data: schemas.Device
     """Register a device in stock."""
     fields = _device_fields(data)
     await _device_unique(db, fields)
-    device = Device(**fields)
+    device = Device(**fields, search=search_text(fields))
     db.add(device)
     await flush_unique(db, "devices.duplicate_tag", field="asset_tag", tag=fields["asset_tag"])
     record(db, actor, "devices.device.create", "device", device.id, after=device_dict(device), ip=ip)
@@ -186,7 +209,7 @@ async def update_device(
     before = device_dict(device)
     for key, value in fields.items():
         setattr(device, key, value)
-    device.updated_at = utcnow()
+    device.search, device.updated_at = search_text(fields), utcnow()
     await flush_unique(db, "devices.duplicate_tag", field="asset_tag", tag=fields["asset_tag"])
     after = device_dict(device)
     changed = {k: v for k, v in after.items() if before[k] != v}
@@ -261,28 +284,12 @@ async def list_devices(
     query = select(Device)
     q = q.strip()
     if q:
-        pattern = like(q)
-        query = query.where(
-            or_(
-                col(Device.asset_tag).ilike(pattern, escape="\\"),
-                col(Device.serial).ilike(pattern, escape="\\"),
-                col(Device.imei).ilike(pattern, escape="\\"),
-                col(Device.model).ilike(pattern, escape="\\"),
-                col(Device.maker).ilike(pattern, escape="\\"),
-            )
-        )
+        query = query.where(col(Device.search).contains(q.lower(), autoescape=True))
     if kind:
         query = query.where(col(Device.kind) == kind)
     if status:
         query = query.where(col(Device.status) == status)
-    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = list(
-        (
-            await db.execute(
-                query.order_by(col(Device.asset_tag)).limit(per_page).offset((page - 1) * per_page)
-            )
-        ).scalars()
-    )
+    rows, total = await paged(db, query, col(Device.asset_tag), page, per_page)
     holders = await open_holders(db, device_ids=[d.id or 0 for d in rows])
     return schemas.DeviceList(
         items=[device_read(d, holders.get(d.id or 0)) for d in rows],
@@ -486,12 +493,7 @@ async def list_lines(
         query = query.where(col(Line.number).like(like(tail), escape="\\"))
     if status:
         query = query.where(col(Line.status) == status)
-    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = list(
-        (
-            await db.execute(query.order_by(col(Line.number)).limit(per_page).offset((page - 1) * per_page))
-        ).scalars()
-    )
+    rows, total = await paged(db, query, col(Line.number), page, per_page)
     return schemas.LineList(items=await line_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 
@@ -624,12 +626,7 @@ async def list_sims(db: AsyncSession, *, q: str = "", page: int = 1, per_page: i
     digits = "".join(ch for ch in q if ch.isdigit())
     if digits:
         query = query.where(col(SimCard.iccid).like(like(digits), escape="\\"))
-    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = list(
-        (
-            await db.execute(query.order_by(col(SimCard.iccid)).limit(per_page).offset((page - 1) * per_page))
-        ).scalars()
-    )
+    rows, total = await paged(db, query, col(SimCard.iccid), page, per_page)
     return schemas.SimList(items=await sim_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 

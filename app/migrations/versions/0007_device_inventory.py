@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('cost', sa.Integer(), nullable=True),
     sa.Column('warranty_end', sa.Date(), nullable=True),
     sa.Column('notes', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+    sa.Column('search', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('updated_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id'),

@@ -1,0 +1,234 @@
+"""The devices API and pages over HTTP: clear 4xx for bad input, secrets kept out, scopes respected."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.audit import AuditEvent
+from devices import services
+from devices.models import Device, Loan, SecretReveal
+from tests.devices.helpers import iccid, imei
+
+
+@pytest.fixture
+async def it(make_client):
+    return await make_client("it_admin")
+
+
+async def make_bundle(it) -> tuple[int, int, int]:
+    pc = await it.post("/api/devices/items", json={"asset_tag": "pc-100", "kind": "laptop", "maker": "NEC"})
+    router = await it.post(
+        "/api/devices/items", json={"asset_tag": "WR-100", "kind": "router", "imei": imei(100)}
+    )
+    line = await it.post("/api/devices/lines", json={"number": "090-1111-2222"})
+    assert (pc.status_code, router.status_code, line.status_code) == (201, 201, 201), line.text
+    assert pc.json()["asset_tag"] == "PC-100" and line.json()["number"] == "+819011112222"
+    return pc.json()["id"], router.json()["id"], line.json()["id"]
+
+
+async def test_bad_identifiers_get_clear_messages_in_the_readers_language(it):
+    r = await it.post(
+        "/api/devices/items", json={"asset_tag": "PC-1", "kind": "laptop", "imei": "490154203237519"}
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "IMEI" in r.json()["detail"] and "チェック数字" in r.json()["detail"]
+    r = await it.post("/api/devices/lines", json={"number": "12345"}, headers={"accept-language": "en"})
+    assert r.status_code == 422 and "12345" in r.json()["detail"]
+    r = await it.post("/api/devices/sims", json={"iccid": "8981100000000000001"})
+    assert r.status_code == 422 and "ICCID" in r.json()["detail"]
+    r = await it.post("/api/devices/items", json={"asset_tag": "PC-1", "kind": "fridge"})
+    assert r.status_code == 400
+    await it.post("/api/devices/items", json={"asset_tag": "PC-1", "kind": "laptop"})
+    r = await it.post("/api/devices/items", json={"asset_tag": "pc-1", "kind": "tablet"})
+    assert r.status_code == 409 and "PC-1" in r.json()["detail"]
+
+
+async def test_bundle_flow_over_http(it, employee, db):
+    pc, router, line = await make_bundle(it)
+    me = (await employee.get("/api/me")).json()
+    back = (services.today() + timedelta(days=14)).isoformat()
+    r = await it.post(
+        "/api/devices/loans",
+        json={"holder_id": me["id"], "device_ids": [pc, router], "line_ids": [line], "expected_return": back},
+    )
+    assert r.status_code == 201, r.text
+    loan = r.json()
+    assert loan["status"] == "awaiting_acceptance" and len(loan["items"]) == 3
+    again = await it.post("/api/devices/loans", json={"holder_id": me["id"], "device_ids": [pc]})
+    assert again.status_code == 409 and "PC-100" in again.json()["detail"]
+    mine = (await employee.get("/api/devices/mine")).json()
+    assert [m["id"] for m in mine] == [loan["id"]]
+    r = await employee.post(
+        f"/api/devices/loans/{loan['id']}/accept", json={"terms_version": "2026-04", "agree": True}
+    )
+    assert r.status_code == 200 and r.json()["accepted_at"]
+    r = await employee.post(f"/api/devices/loans/{loan['id']}/return", json={})
+    assert r.status_code == 403
+    items = {i["kind"]: i["id"] for i in loan["items"]}
+    r = await it.post(
+        f"/api/devices/loans/{loan['id']}/return",
+        json={"items": [{"item_id": items["laptop"], "condition": "worn", "note": "キーボードのテカリ"}]},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "returned"
+    r = await it.post(f"/api/devices/loans/{loan['id']}/return", json={})
+    assert r.status_code == 409
+    history = (await it.get(f"/api/devices/items/{pc}/history")).json()
+    assert [h["action"] for h in history][-3:] == [
+        "devices.loan.checkout",
+        "devices.loan.accept",
+        "devices.loan.return",
+    ]
+    line_read = (await it.get(f"/api/devices/lines/{line}")).json()
+    assert line_read["status"] == "in_stock" and line_read["quarantine_until"]
+
+
+async def test_sim_secrets_reveal_only_to_it_with_a_reason_and_never_in_lists_or_exports(it, make_client, db):
+    line = (await it.post("/api/devices/lines", json={"number": "+819033334444"})).json()["id"]
+    r = await it.post(
+        "/api/devices/sims", json={"iccid": iccid(7), "line_id": line, "pin": "2468", "puk": "13579135"}
+    )
+    assert r.status_code == 201 and "pin" not in r.json() and r.json()["has_pin"]
+    sim = r.json()["id"]
+    for text in (
+        (await it.get("/api/devices/sims")).text,
+        (await it.get("/api/devices/sims.csv")).text,
+        (await it.get(f"/devices/sims/{sim}")).text,
+        (await it.get(f"/devices/lines/{line}")).text,
+    ):
+        assert "2468" not in text and "13579135" not in text
+    sysadmin = await make_client("sysadmin")
+    assert (
+        await sysadmin.post(f"/api/devices/sims/{sim}/reveal", json={"reason": "確認のため"})
+    ).status_code == 403
+    r = await it.post(f"/api/devices/sims/{sim}/reveal", json={"reason": "x"})
+    assert r.status_code == 400
+    r = await it.post(f"/api/devices/sims/{sim}/reveal", json={"reason": "PINロックの解除（本人から電話）"})
+    assert r.status_code == 200 and (r.json()["pin"], r.json()["puk"]) == ("2468", "13579135")
+    assert r.headers["cache-control"] == "no-store"
+    page = await it.post(
+        f"/devices/sims/{sim}/reveal",
+        data={"reason": "ページから表示", "_csrf_token": it.headers["x-csrftoken"]},
+    )
+    assert page.status_code == 200 and "2468" in page.text
+    auditor = await make_client("auditor")
+    log = (await auditor.get("/api/devices/reveals", params={"sim_id": sim})).json()
+    assert [e["reason"] for e in log] == ["ページから表示", "PINロックの解除（本人から電話）"]
+    assert (await db.execute(select(func.count()).select_from(SecretReveal))).scalar_one() == 2
+    trail = (await auditor.get("/api/audit.csv")).text
+    assert "2468" not in trail and "13579135" not in trail
+
+
+async def test_unit_heads_see_their_units_loans_only(it, make_client, employee):
+    pc, router, _line = await make_bundle(it)
+    head = await make_client("unit_head")
+    member = await make_client(login="100019")
+    for client, device in ((employee, pc), (member, router)):
+        me = (await client.get("/api/me")).json()
+        assert (
+            await it.post("/api/devices/loans", json={"holder_id": me["id"], "device_ids": [device]})
+        ).status_code == 201
+    seen = (await head.get("/api/devices/loans")).json()
+    assert [i["holder_name"] for i in seen["items"]] == ["山口 翼"]
+    page = await head.get("/devices/loans")
+    assert page.status_code == 200 and "山口 翼" in page.text and "山本 さくら" not in page.text
+    own = (await employee.get("/api/devices/loans")).json()
+    assert [i["holder_name"] for i in own["items"]] == ["山本 さくら"]
+
+
+async def test_lost_device_over_http_and_incident_steps(it, employee):
+    _pc, router, line = await make_bundle(it)
+    me = (await employee.get("/api/me")).json()
+    await it.post(
+        "/api/devices/loans", json={"holder_id": me["id"], "device_ids": [router], "line_ids": [line]}
+    )
+    r = await it.post(f"/api/devices/items/{router}/lost", json={"kind": "stolen", "description": "駅で盗難"})
+    assert r.status_code == 201
+    incident = r.json()
+    assert incident["number"] == "+819011112222" and incident["line_suspension_requested_at"]
+    assert (await it.post(f"/api/devices/items/{router}/lost", json={"kind": "lost"})).status_code == 409
+    r = await it.post(f"/api/devices/incidents/{incident['id']}/line-suspended")
+    assert r.status_code == 200 and r.json()["line_suspended_at"]
+    r = await it.post(f"/api/devices/incidents/{incident['id']}/close")
+    assert r.status_code == 200 and r.json()["closed_at"]
+    assert (await it.post(f"/api/devices/incidents/{incident['id']}/close")).status_code == 409
+    assert (await it.get(f"/api/devices/items/{router}")).json()["status"] == "lost"
+
+
+async def test_requests_queue_and_decline(it, employee):
+    r = await employee.post(
+        "/api/devices/requests", json={"kinds": ["laptop", "router"], "reason": "在宅勤務のため"}
+    )
+    assert r.status_code == 201
+    req = r.json()
+    queue = (await it.get("/api/devices/requests")).json()
+    assert [q["id"] for q in queue] == [req["id"]]
+    assert "在宅勤務のため" in (await it.get("/devices/requests")).text
+    r = await it.post(f"/api/devices/requests/{req['id']}/answer", json={"status": "declined"})
+    assert r.status_code == 422
+    r = await it.post(
+        f"/api/devices/requests/{req['id']}/answer", json={"status": "declined", "answer": "在庫切れです"}
+    )
+    assert r.status_code == 200 and r.json()["status"] == "declined"
+    assert (await it.get("/api/devices/requests")).json() == []
+    page = await employee.get("/devices/mine")
+    assert "在庫切れです" in page.text
+
+
+async def test_stocktake_expected_found_missing_unexpected(it):
+    await make_bundle(it)
+    take = (await it.post("/api/devices/stocktakes", json={"name": "2026年度 上期"})).json()
+    assert take["expected"] == 2
+    r = await it.post(
+        f"/api/devices/stocktakes/{take['id']}/scans", json={"asset_tag": "http://x/devices/tag/PC-100"}
+    )
+    assert r.status_code == 200
+    r = await it.post(
+        f"/api/devices/stocktakes/{take['id']}/scans", json={"asset_tag": "pc-100"}
+    )  # twice: harmless
+    r = await it.post(f"/api/devices/stocktakes/{take['id']}/scans", json={"asset_tag": "ZZ-404"})
+    data = r.json()
+    assert [i["asset_tag"] for i in data["found"]] == ["PC-100"]
+    assert [i["asset_tag"] for i in data["missing"]] == ["WR-100"]
+    assert [i["asset_tag"] for i in data["unexpected"]] == ["ZZ-404"]
+    page = await it.get(f"/devices/stocktakes/{take['id']}")
+    assert "ZZ-404" in page.text and "WR-100" in page.text
+    assert (await it.post(f"/api/devices/stocktakes/{take['id']}/close")).status_code == 200
+    r = await it.post(f"/api/devices/stocktakes/{take['id']}/scans", json={"asset_tag": "PC-100"})
+    assert r.status_code == 409
+
+
+async def test_labels_are_printable_qr_codes(it):
+    pc, _router, _line = await make_bundle(it)
+    r = await it.get("/devices/labels", params={"ids": str(pc)})
+    assert r.status_code == 200 and "<svg" in r.text and "PC-100" in r.text
+    r = await it.get("/devices/tag/PC-100", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/devices/items/{pc}"
+
+
+async def test_pages_render_for_it(it, db):
+    pc, _router, line = await make_bundle(it)
+    for url in (
+        "/devices/inventory?q=pc&kind=laptop",
+        f"/devices/items/{pc}",
+        "/devices/lines?q=090-1111",
+        f"/devices/lines/{line}",
+        "/devices/loans?overdue=true",
+        "/devices/loans/new?holder_q=山本",
+        "/devices/reports",
+        "/devices/import",
+        "/devices/incidents",
+        "/devices/stocktakes",
+        "/devices/mine",
+    ):
+        r = await it.get(url)
+        assert r.status_code == 200, (url, r.text[:500])
+        assert '<html lang="ja">' in r.text
+    assert "山本 さくら" in (await it.get("/devices/loans/new?holder_q=山本")).text
+    events = (await db.execute(select(func.count()).select_from(AuditEvent))).scalar_one()
+    assert events >= 3
+    assert (await db.execute(select(func.count()).select_from(Device))).scalar_one() == 2
+    assert (await db.execute(select(func.count()).select_from(Loan))).scalar_one() == 0
