@@ -184,7 +184,9 @@ async def build(url: str) -> dict[str, Any]:
             "updated_at",
         ],
     )
-    loans, items, events = [], [], []
+    loans: list[tuple[Any, ...]] = []
+    items: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
     item_id = 0
     for loan_id in range(1, LOANS + OPEN_LOANS + 1):
         holder, unit = users[rng.randrange(len(users))]
@@ -207,6 +209,7 @@ async def build(url: str) -> dict[str, Any]:
                 "",
             )
         )
+        line: int | None
         if is_open:
             device = loan_id - LOANS  # devices 1..OPEN_LOANS are out now
             line = loan_id - LOANS
