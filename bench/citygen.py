@@ -15,7 +15,8 @@ What it builds (defaults), on a fresh database created with `createdb` and migra
 Rows go in with asyncpg COPY, not ORM objects. The parameters, the schema heads and the day the data
 is built around are kept as the database's comment: `ensure()` reuses a database built the same way
 and rebuilds otherwise, so the benchmarks pay for generation once a day. The indicator benchmark can
-ask for several `years` of history.
+ask for several `years` of history: `await ensure(CityParams(years=3), "telework_bench_3y")` (one
+database per parameter set, or two benchmarks rebuild each other's).
 """
 
 from __future__ import annotations
