@@ -132,6 +132,23 @@ async def feed_samples(db: Any) -> dict[str, str]:
     return {"{feed_id:int}": str(feed.id), "{token:str}": "no-such-feed-token-0123456789abcdef.ics"}
 
 
+# HTML pages of scheduling/admin_pages.py. HR's forms posted empty are explained (422); the sample
+# closure, emergency and delegation ids (999999) do not exist. Only someone with units in scope
+# (the demo unit head) may name a delegate; anyone may revoke their own (others' are 'not found').
+ADMIN_PAGE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/admin/telework"): page(*HR),
+    ("POST", "/admin/telework/policies"): Rule(HR, ok=422, form={}),
+    ("POST", "/admin/telework/closures"): Rule(HR, ok=422, form={}),
+    ("POST", "/admin/telework/closures/{closure_id:int}/delete"): Rule(HR, ok=404, form={}),
+    ("POST", "/admin/telework/emergencies"): Rule(HR, ok=422, form={}),
+    ("POST", "/admin/telework/emergencies/{emergency_id:int}/end"): Rule(HR, ok=404, form={}),
+    ("GET", "/telework/delegations"): page(*SIGNED_IN),
+    ("POST", "/telework/delegations"): Rule(("unit_head",), ok=422, form={}),
+    ("POST", "/telework/delegations/{delegation_id:int}/revoke"): Rule(SIGNED_IN, ok=404, form={}),
+}
+RULES.update(ADMIN_PAGE_RULES)
+
+
 async def samples(db: Any) -> dict[str, str]:
     """Values for this package's path placeholders (e.g. '{loan_id:int}': '3'), made in the test database."""
     return {**await telework_samples(db), **await feed_samples(db)}
