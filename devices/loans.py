@@ -6,7 +6,7 @@ here only turn the race's loser into a clear "already on loan" instead of a cons
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -99,11 +99,17 @@ async def checkout(db: AsyncSession, actor: Principal, data: schemas.LoanIn, ip:
         if request.user_id != holder.id:
             raise DomainError("devices.request_other_holder", status_code=422, field="request_id")
     now = utcnow()
+    expected_return = data.expected_return
+    telework_request_id = data.telework_request_id
+    if request is not None:
+        telework_request_id = telework_request_id or request.telework_request_id
+        if expected_return is None and request.needed_until and request.needed_until >= day:
+            expected_return = request.needed_until  # the telework period suggests the return date
     loan = Loan(
         holder_id=holder.id or 0,
         holder_unit_id=holder.unit_id,
-        telework_request_id=data.telework_request_id,
-        expected_return=data.expected_return,
+        telework_request_id=telework_request_id,
+        expected_return=expected_return,
         out_at=now,
         checked_out_by=actor.id,
         notes=data.notes.strip(),
@@ -412,6 +418,33 @@ async def my_loans(db: AsyncSession, principal: Principal) -> list[schemas.LoanR
 # ---------------------------------------------------------------- equipment requests
 
 
+async def my_telework_periods(db: AsyncSession, actor: Principal) -> list[tuple[int, date, date]]:
+    """My recent telework requests with approved days still ahead: (id, first, last approved day)."""
+    from scheduling import services as scheduling
+
+    found, _total = await scheduling.my_requests(db, actor, per_page=20)
+    out = []
+    for req in found:
+        approved = sorted(d.day for d in req.days if d.state == "approved")
+        if approved and approved[-1] >= today():
+            out.append((req.id, approved[0], approved[-1]))
+    return out
+
+
+async def telework_period(db: AsyncSession, actor: Principal, telework_request_id: int) -> tuple[date, date]:
+    """First and last approved day of the person's own telework request (read through scheduling)."""
+    from scheduling import services as scheduling
+
+    try:
+        found = await scheduling.get_request(db, actor, telework_request_id)
+    except NotFound as exc:
+        raise DomainError("devices.telework_not_found", status_code=422, field="telework_request_id") from exc
+    approved = sorted(d.day for d in found.days if d.state == "approved")
+    if found.user_id != actor.id or not approved:
+        raise DomainError("devices.telework_not_approved", status_code=422, field="telework_request_id")
+    return approved[0], approved[-1]
+
+
 def request_read(r: EquipmentRequest, name: str) -> schemas.RequestRead:
     return schemas.RequestRead(
         id=r.id or 0,
@@ -421,6 +454,7 @@ def request_read(r: EquipmentRequest, name: str) -> schemas.RequestRead:
         reason=r.reason,
         needed_from=r.needed_from,
         needed_until=r.needed_until,
+        telework_request_id=r.telework_request_id,
         status=r.status,
         created_at=r.created_at,
         answer=r.answer,
@@ -432,7 +466,11 @@ async def create_request(
     db: AsyncSession, actor: Principal, data: schemas.RequestIn, ip: str = ""
 ) -> EquipmentRequest:
     """An employee asks IT for equipment (from the home page or My equipment)."""
-    if data.needed_from and data.needed_until and data.needed_until < data.needed_from:
+    needed_from, needed_until = data.needed_from, data.needed_until
+    if data.telework_request_id is not None:
+        first, last = await telework_period(db, actor, data.telework_request_id)
+        needed_from, needed_until = needed_from or first, needed_until or last
+    if needed_from and needed_until and needed_until < needed_from:
         raise DomainError("devices.request_dates", status_code=422, field="needed_until")
     waiting = await db.execute(
         select(func.count())
@@ -445,8 +483,9 @@ async def create_request(
         user_id=actor.id,
         kinds=",".join(dict.fromkeys(data.kinds)),
         reason=data.reason.strip(),
-        needed_from=data.needed_from,
-        needed_until=data.needed_until,
+        needed_from=needed_from,
+        needed_until=needed_until,
+        telework_request_id=data.telework_request_id,
     )
     db.add(request)
     await db.flush()

@@ -178,6 +178,7 @@ class EquipmentRequest(SQLModel, table=True):
     reason: str = Field(default="", max_length=1000)
     needed_from: date | None = None
     needed_until: date | None = None
+    telework_request_id: int | None = None  # the person's approved telework request (scheduling)
     status: str = Field(default="open", max_length=10, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     handled_by: int | None = Field(default=None, foreign_key="app_user.id")

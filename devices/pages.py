@@ -124,6 +124,7 @@ class DevicePages(Controller):
             requests=await loans.list_requests(db, status=None, user_id=request.user.id),
             terms_version=loans.TERMS_VERSION,
             wanted=("laptop", "router", "smartphone", "tablet", "line"),
+            periods=await loans.my_telework_periods(db, request.user),
             **extra,
         )
         context.setdefault("errors", [])
@@ -148,12 +149,15 @@ class DevicePages(Controller):
     async def request_submit(self, request: Request[Principal, Any, Any], db: DB) -> Any:
         form = await request.form()
         kinds = [str(k) for k in (form.getall("kinds", []) if hasattr(form, "getall") else [])]
-        payload = {
+        payload: dict[str, Any] = {
             "kinds": kinds,
             "reason": str(form.get("reason", "")).strip(),
             "needed_from": str(form.get("needed_from", "")) or None,
             "needed_until": str(form.get("needed_until", "")) or None,
         }
+        telework = str(form.get("telework_request_id", ""))
+        if telework.isdigit() and 0 < int(telework) < 2_147_483_647:
+            payload["telework_request_id"] = int(telework)
         try:
             await loans.create_request(
                 db, request.user, msgspec.convert(payload, schemas.RequestIn), client_ip(request)

@@ -271,6 +271,7 @@ class RequestIn(Strict, kw_only=True):
     reason: Text1000 = ""
     needed_from: date | None = None
     needed_until: date | None = None
+    telework_request_id: Id | None = None  # suggests the period: first to last approved day
 
 
 class RequestAnswerIn(Strict, kw_only=True):
@@ -287,6 +288,7 @@ class RequestRead(msgspec.Struct, kw_only=True):
     reason: str
     needed_from: date | None
     needed_until: date | None
+    telework_request_id: int | None
     status: str
     created_at: datetime
     answer: str

@@ -282,3 +282,42 @@ async def test_search_and_filters(db):
     ln = await line(db, it, 12345678)
     await db.commit()
     assert [x.id for x in (await services.list_lines(db, q="090-1234-5678")).items] == [ln.id]
+
+
+async def test_an_equipment_request_takes_its_period_from_an_approved_telework_request(db):
+    from scheduling.models import TeleworkDay, TeleworkRequest
+
+    it = await principal(db, IT)
+    emp = await principal(db, EMPLOYEE)
+    start = services.today() + timedelta(days=3)
+    req = TeleworkRequest(
+        user_id=emp.id, unit_id=emp.unit_id, kind="range", first_day=start, last_day=start + timedelta(days=9)
+    )
+    db.add(req)
+    await db.flush()
+    for offset, state in ((0, "approved"), (4, "approved"), (9, "submitted")):
+        db.add(
+            TeleworkDay(
+                request_id=req.id,
+                user_id=emp.id,
+                unit_id=emp.unit_id,
+                day=start + timedelta(days=offset),
+                state=state,
+            )
+        )
+    pc = await device(db, it, 1)
+    await db.commit()
+    asked = await loans.create_request(
+        db, emp, schemas.RequestIn(kinds=["laptop"], telework_request_id=req.id)
+    )
+    await db.commit()
+    assert (asked.needed_from, asked.needed_until) == (start, start + timedelta(days=4))
+    loan = await loans.checkout(
+        db, it, schemas.LoanIn(holder_id=emp.id, device_ids=[pc.id], request_id=asked.id)
+    )
+    await db.commit()
+    assert loan.expected_return == start + timedelta(days=4) and loan.telework_request_id == req.id
+    assert asked.status == "fulfilled" and asked.loan_id == loan.id
+    with pytest.raises(DomainError, match=r"devices.telework_not_found"):
+        await loans.create_request(db, it, schemas.RequestIn(kinds=["laptop"], telework_request_id=req.id))
+    await db.rollback()

@@ -185,6 +185,7 @@ def upgrade() -> None:
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
     sa.Column('needed_from', sa.Date(), nullable=True),
     sa.Column('needed_until', sa.Date(), nullable=True),
+    sa.Column('telework_request_id', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('handled_by', sa.Integer(), nullable=True),
