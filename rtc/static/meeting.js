@@ -174,8 +174,7 @@ async function handle(msg) {
     }
     case "state": {
       const who = state.roster.get(msg.participant);
-      if (who) Object.assign(who, msg);
-      who && (who.id = msg.participant);
+      for (const flag of ["muted", "camera", "screen", "hand"]) if (who && flag in msg) who[flag] = msg[flag];
       break;
     }
     case "speaker":
