@@ -83,15 +83,6 @@ class RtpHeader:
     ssrc: int
 
 
-def one_byte_extensions(elements: list[tuple[int, bytes]]) -> bytes:
-    """RFC 8285 one-byte header extension block (profile 0xBEDE), padded to 32 bits; empty if none."""
-    body = b"".join(bytes([(ext_id << 4) | (len(value) - 1)]) + value for ext_id, value in elements if ext_id)
-    if not body:
-        return b""
-    body += b"\x00" * (-len(body) % 4)
-    return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
-
-
 @dataclass(frozen=True)
 class ExtensionIds:
     """Negotiated header extension ids of one outgoing stream (0: not negotiated)."""
@@ -128,7 +119,12 @@ class OutboundStream:
         self.clock_rate = clock_rate
         self.mid = mid
         self.extensions = extensions
-        self._mid_element = [(extensions.mid, mid.encode())] if extensions.mid else []
+        # Header extension elements pre-encoded once (RFC 8285 one-byte form): only values change per packet.
+        self._mid_element = (
+            bytes([(extensions.mid << 4) | (len(mid) - 1)]) + mid.encode() if extensions.mid else b""
+        )
+        self._send_time_id = bytes([(extensions.abs_send_time << 4) | 2]) if extensions.abs_send_time else b""
+        self._level_id = bytes([extensions.audio_level << 4]) if extensions.audio_level else b""
         self.rtx_ssrc = rtx_ssrc
         self.rtx_payload_type = rtx_payload_type
         self.is_video = is_video
@@ -159,6 +155,7 @@ class OutboundStream:
         *,
         audio_level: int | None = None,
         keyframe: bool = False,
+        send_time: bytes | None = None,
     ) -> bytes | None:
         """The packet as this subscriber gets it; None for an unknown payload type or before a key frame."""
         pt = self.payload_types.get(header.payload_type)
@@ -179,15 +176,18 @@ class OutboundStream:
         if ts_newer(ts, self.last_ts) or ts == self.last_ts:
             self.last_ts = ts
             self.last_ts_time = now
-        elements = [*self._mid_element]
-        if self.extensions.abs_send_time:
-            elements.append((self.extensions.abs_send_time, struct.pack("!L", abs_send_time(now))[1:]))
-        if audio_level is not None and self.extensions.audio_level:
-            elements.append((self.extensions.audio_level, bytes([audio_level & 0xFF])))
-        ext = one_byte_extensions(elements)
-        data = (
-            HEADER.pack(0x90 if ext else 0x80, (header.marker << 7) | pt, seq, ts, self.ssrc) + ext + payload
-        )
+        body = self._mid_element
+        if self._send_time_id:
+            body += self._send_time_id + (send_time or abs_send_time(now).to_bytes(3, "big"))
+        if audio_level is not None and self._level_id:
+            body += self._level_id + bytes((audio_level & 0xFF,))
+        if body:
+            body += b"\x00" * (-len(body) % 4)
+            first = 0x90
+            body = b"\xbe\xde" + (len(body) >> 2).to_bytes(2, "big") + body
+        else:
+            first = 0x80
+        data = HEADER.pack(first, (header.marker << 7) | pt, seq, ts, self.ssrc) + body + payload
         self.packets_sent += 1
         self.octets_sent += len(payload)
         self.history.add(seq, data)
