@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | seed | create-admin`."""
+"""Command line: `python -m app serve | migrate | seed | create-admin | indicator close YYYY-MM`."""
 
 from __future__ import annotations
 
@@ -73,6 +73,36 @@ async def _create_admin(settings: Settings, login: str, email: str) -> None:
     print(f"break-glass admin {login!r} is ready")
 
 
+async def _indicator_close(settings: Settings, month_text: str) -> int:
+    """Close a finished month of the indicator (the server's job does it by itself; this is idempotent)."""
+    from app.db import make_engine, migrate, session_maker
+    from app.errors import DomainError
+    from scheduling import indicator
+    from scheduling.config import TeleworkConfig
+
+    config = TeleworkConfig.from_env(production=settings.production)
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        await migrate(engine)
+    try:
+        async with session_maker(engine)() as db:
+            month = indicator.parse_month(month_text)
+            row = await indicator.close_month(db, config, month, today=config.today(), actor="cli")
+            await db.commit()
+            if row is None:
+                print(f"{month:%Y-%m} was already closed; nothing changed")
+            else:
+                print(
+                    f"{month:%Y-%m} closed: {row.count} instances, {row.staff} staff, rule {row.rule_version}"
+                )
+            return 0
+    except DomainError as exc:
+        print(f"cannot close {month_text}: {exc.key} {exc.params}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description="Telework Hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     admin.add_argument("--login", default="admin")
     admin.add_argument("--email", default="admin@localhost.localdomain")
+    ind = sub.add_parser("indicator", help="the monthly remote-work count")
+    ind.add_argument("action", choices=["close"], help="close: record a finished month once")
+    ind.add_argument("month", help="YYYY-MM")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -97,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_seed(settings))
     elif args.command == "create-admin":
         asyncio.run(_create_admin(settings, args.login, args.email))
+    elif args.command == "indicator":
+        sys.exit(asyncio.run(_indicator_close(settings, args.month)))
     else:
         import uvicorn
 

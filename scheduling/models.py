@@ -208,3 +208,35 @@ class CalendarFeed(SQLModel, table=True):
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class IndicatorMonth(SQLModel, table=True):
+    """リモートワーク実施回数（月間）: one month as closed; a correction is a new revision, never an edit."""
+
+    __tablename__ = "indicator_month"
+    __table_args__ = (UniqueConstraint("month", "revision", name="uq_indicator_month_revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: date = Field(index=True)  # first day of the month
+    revision: int = Field(default=1)
+    count: int
+    staff: int  # distinct people with at least one counted instance
+    headcount: int  # active staff when closed (for the share who teleworked)
+    rule_version: int
+    breakdown_json: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    reason: str = Field(default="", max_length=500)  # why a revision was made
+    closed_by: int | None = Field(default=None, foreign_key="app_user.id")  # None: the monthly job or CLI
+    closed_at: datetime = Field(default_factory=utcnow)
+
+
+class IndicatorTarget(SQLModel, table=True):
+    """The monthly target and the baseline shown on the dashboard, per fiscal year (April–March)."""
+
+    __tablename__ = "indicator_target"
+
+    fiscal_year: int = Field(primary_key=True)
+    monthly_target: int
+    baseline: int
+    note: str = Field(default="", max_length=500)
+    updated_by: int | None = Field(default=None, foreign_key="app_user.id")
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -9,7 +9,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from app.modules import Module
-from scheduling import approvals, feed_controllers, pages
+from scheduling import admin_pages, approvals, feed_controllers, indicator, indicator_controllers, pages
 from scheduling.config import TeleworkConfig
 from scheduling.controllers import TeleworkApi
 
@@ -39,13 +39,23 @@ async def run_jobs(state: State) -> dict[str, int]:
         async with state.db_sessions() as db:
             done[name] = await job(db, config, now)
             await db.commit()
+    async with state.db_sessions() as db:  # the indicator: finished months are closed once
+        done["months_closed"] = await indicator.close_due(db, config, config.today())
+        await db.commit()
     return done
 
 
 MODULE = Module(
     name="scheduling",
-    route_handlers=[TeleworkApi, *feed_controllers.ROUTE_HANDLERS, pages.TeleworkPages],
-    nav=pages.NAV,
+    route_handlers=[
+        TeleworkApi,
+        *feed_controllers.ROUTE_HANDLERS,
+        pages.TeleworkPages,
+        indicator_controllers.IndicatorApi,
+        indicator_controllers.IndicatorPages,
+        *admin_pages.ROUTE_HANDLERS,
+    ],
+    nav=[*pages.NAV, *admin_pages.NAV, *indicator_controllers.NAV],
     home_panels=[pages.home_panel],
     template_dir=HERE / "templates",
     jobs=[("telework", run_jobs)],

@@ -68,6 +68,22 @@ PAGE_RULES: dict[tuple[str, str], Rule] = {
 }
 RULES.update(PAGE_RULES)
 
+# The indicator (tests/scheduling/test_indicator.py): unit heads see their subtree; HR closes and corrects.
+READERS = ("unit_head", "hr_admin", "auditor", "sysadmin")
+INDICATOR_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/api/indicator/months"): Rule(READERS),
+    ("GET", "/api/indicator/months.csv"): Rule(READERS),
+    ("GET", "/api/indicator/opendata.csv"): Rule(READERS),
+    ("POST", "/api/indicator/months/{month:str}/close"): Rule(HR),  # a long-finished month: closed now
+    ("POST", "/api/indicator/months/{month:str}/revisions"): Rule(HR, ok=400, body={}),
+    ("GET", "/api/indicator/targets"): Rule(READERS),
+    ("PUT", "/api/indicator/targets/{fiscal_year:int}"): Rule(HR, ok=400, body={}),
+    ("GET", "/indicator"): page(*READERS),
+    ("POST", "/indicator/targets"): Rule(HR, ok=422, form={}),
+    ("POST", "/indicator/revisions"): Rule(HR, ok=400, form={}),
+}
+RULES.update(INDICATOR_RULES)
+
 
 async def telework_samples(db: Any) -> dict[str, str]:
     """A submitted day for 100019 (行政改革課), far enough ahead to stay undecided."""
@@ -100,6 +116,8 @@ async def telework_samples(db: Any) -> dict[str, str]:
         "{delegation_id:int}": "999999",
         "{closure_id:int}": "999999",
         "{emergency_id:int}": "999999",
+        "{month:str}": "2020-01",
+        "{fiscal_year:int}": "2027",
     }
 
 
