@@ -63,7 +63,8 @@ def series_chart(months: list[Any], locale: str) -> str:
             f'<rect class="{cls}" x="{x:.1f}" y="{y(m.count):.1f}" width="{bar_w:.1f}" '
             f'height="{max(0.0, TOP + plot_h - y(m.count)):.1f}"><title>{label}</title></rect>'
         )
-        if i % max(1, len(months) // 8) == 0 or i == len(months) - 1:
+        step = max(1, -(-len(months) // 6))  # at most about six month labels: they must not overlap
+        if (len(months) - 1 - i) % step == 0:
             parts.append(
                 f'<text class="chart-axis" x="{LEFT + slot * i + slot / 2:.1f}" y="{H - BOTTOM + 20}" '
                 f'text-anchor="middle">{escape(m.month)}</text>'

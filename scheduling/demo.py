@@ -1,4 +1,4 @@
-"""Demo telework data for the embedded default: a city-wide policy and three months of realistic history.
+"""Demo telework data for the embedded default: a city-wide policy and a year of growing telework.
 
 Runs once, on an empty telework table, when the demo organisation is seeded (`SEED_DEMO`); set
 `TELEWORK_DEMO_DATA=0` to start with no telework history. Deterministic (fixed random seed), relative to
@@ -46,7 +46,7 @@ async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
     if root is None:
         return 0
     today = config.today()
-    start = (today.replace(day=1) - timedelta(days=62)).replace(day=1)
+    start = date(today.year - 1, today.month, 1)
     end = today + timedelta(days=21)
     db.add(
         Policy(
@@ -93,13 +93,16 @@ async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
     calendar = await WorkingCalendar.load(db, config, start, end)
     rng = random.Random(20201)
     written = 0
+    span = max(1, (today - start).days)
     for user in users:
         if user.employment_type == "part_time":
             continue
         weekdays = sorted(rng.sample([1, 2, 3, 4, 5], rng.choice([1, 1, 2, 2, 3])))
         boss = approver(user.id or 0, user.unit_id)
         for day in calendar.working_days(start, end):
-            if day.isoweekday() not in weekdays or rng.random() < 0.25:
+            # Telework grows through the year, as the action plan intends.
+            uptake = 0.2 + 0.65 * min(1.0, (day - start).days / span)
+            if day.isoweekday() not in weekdays or rng.random() > uptake:
                 continue
             part = rng.choices(["full", "am", "pm"], weights=[8, 1, 1])[0]
             created = _at(day - timedelta(days=rng.randint(2, 10)), 10, 0)
@@ -157,5 +160,12 @@ async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
                         updated_at=finish,
                     )
                 )
+    # Targets scaled to a 30-person demo office (the city's are 15,000 a month from 1,200).
+    from scheduling.indicator import fiscal_year
+    from scheduling.models import IndicatorTarget
+
+    for year in {fiscal_year(start), fiscal_year(today)}:
+        note = "デモ用（30人規模に縮小）"
+        db.add(IndicatorTarget(fiscal_year=year, monthly_target=150, baseline=20, note=note))
     await db.commit()
     return written
