@@ -117,7 +117,21 @@ async def meeting() -> dict[str, Any]:
                 if all(len(s) > 3 and s[-1] >= 60 and s[-1] > s[-4] for s in samples.values()):
                     break
                 await asyncio.sleep(0.5)
+            from axe_playwright_python.async_playwright import Axe
+
+            axe = await Axe().run(guest)  # the page in a meeting: tiles, toolbar, panels
+            await guest.get_by_role("button", name=t("rtc.js.chat")).click()
+            await guest.get_by_label(t("rtc.js.message")).fill("こんにちは")
+            await guest.keyboard.press("Enter")  # the chat form, by keyboard
+            await host.get_by_role("button", name=t("rtc.js.chat")).first.click()
+            chat_seen = await host.locator("#chat-log li").filter(has_text="こんにちは").count()
             result = {
+                "axe": [
+                    {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:160] for n in v["nodes"][:3]]}
+                    for v in axe.response["violations"]
+                    if v.get("impact") in ("serious", "critical")
+                ],
+                "chat_seen": chat_seen,
                 "frames": samples,
                 "stats": stats,
                 "wall_seconds_to_both_decoding": time.monotonic() - started,
@@ -163,6 +177,8 @@ def test_two_browsers_decode_each_other(tmp_path: Path, results_dir: Path) -> No
         assert video["width"] > 0 and video["lost"] <= max(5, video["packets"] // 50), video
         assert any(a["packets"] > 0 for a in result["stats"][name]["audio"]), f"{name} got no audio"
     assert result["guest_tiles"] >= 2  # the host's tile and their own
+    assert result["axe"] == [], result["axe"]
+    assert result["chat_seen"] == 1
     assert result["guest_join_ms"] is not None
     print(
         f"\nbrowser meeting: guest join (navigation → first remote frame) {result['guest_join_ms']:.0f} ms, "
