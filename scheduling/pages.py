@@ -78,6 +78,11 @@ class CommentForm(msgspec.Struct, kw_only=True):
     comment: str = ""
 
 
+class FeedForm(msgspec.Struct, kw_only=True):
+    kind: str = "personal"
+    unit_id: str = ""
+
+
 class ReportForm(msgspec.Struct, kw_only=True):
     which: str = "start"
     summary: str = ""
@@ -161,6 +166,7 @@ class TeleworkPages(Controller):
         offs = {d: working.day_off(d) for d in (first + timedelta(days=i) for i in range(last.day))}
         requests, total = await services.my_requests(db, request.user, page=page, per_page=10)
         my_feeds = await feeds.my_feeds(db, request.user)
+        head_units = await _coverage_units(db, request.user) if request.user.scope_unit_ids else []
         return Template(
             "scheduling/mine.html",
             context=page_context(
@@ -177,6 +183,7 @@ class TeleworkPages(Controller):
                 pages=max(1, -(-total // 10)),
                 query=f"month={first.year}-{first.month:02d}",
                 feeds=my_feeds,
+                head_units=head_units,
                 done=done,
             ),
         )
@@ -493,10 +500,17 @@ class TeleworkPages(Controller):
         return Template("scheduling/notifications.html", context=page_context(request, items=items, jst=jst))
 
     @post("/telework/feeds", operation_id="createFeedSubmit", status_code=200, media_type=MediaType.HTML)
-    async def create_feed(self, request: Request[Principal, Any, Any], db: DB, settings: SettingsDep) -> Any:
-        created = await feeds.create_feed(
-            db, request.user, feeds.CalendarFeedIn(kind="personal"), settings.base_url, ip=client_ip(request)
-        )
+    async def create_feed(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        data: Annotated[FeedForm, Form],
+    ) -> Any:
+        wanted = feeds.CalendarFeedIn(kind="personal")
+        if data.kind == "unit" and data.unit_id.isdigit():  # a unit head's feed of a unit in their scope
+            wanted = feeds.CalendarFeedIn(kind="unit", unit_id=int(data.unit_id))
+        created = await feeds.create_feed(db, request.user, wanted, settings.base_url, ip=client_ip(request))
         return Template(
             "scheduling/feed_created.html",
             context=page_context(request, url=created.url, webcal=created.webcal_url),

@@ -136,3 +136,10 @@ async def test_calendar_address_from_the_page(make_client, clock):
     url = re.search(r'value="(http[^"]+\.ics)"', r.text).group(1)
     feed = await member.get(url.replace("http://127.0.0.1:8000", ""))
     assert feed.status_code == 200 and feed.text.startswith("BEGIN:VCALENDAR")
+    head = await make_client(login=HEAD)
+    page = await head.get("/telework")
+    unit_id = re.search(r'<option value="(\d+)">行政改革課</option>', page.text).group(1)
+    r = await head.post("/telework/feeds", data=form(head, kind="unit", unit_id=unit_id))
+    assert r.status_code == 200 and ".ics" in r.text
+    r = await member.post("/telework/feeds", data=form(member, kind="unit", unit_id=unit_id))
+    assert r.status_code == 403  # only unit heads get a unit's feed
