@@ -377,8 +377,60 @@ class DevicePages(Controller):
                 pages=pages(result.total, PER_PAGE),
                 query=query,
                 today=services.today(),
+                carriers=await services.list_carriers(db),
+                plans=await services.list_plans(db),
+                errors=[],
+                typed={},
             ),
         )
+
+    @post(
+        "/devices/lines",
+        operation_id="createLineSubmit",
+        guards=[requires(*IT)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def create_line(self, request: Request[Principal, Any, Any], db: DB) -> Any:
+        form = await request.form()
+        payload: dict[str, Any] = {
+            "number": str(form.get("number", "")).strip(),
+            "notes": str(form.get("notes", "")),
+        }
+        for key in ("carrier_id", "plan_id"):
+            raw = str(form.get(key, ""))
+            payload[key] = int(raw) if raw.isdigit() and 0 < int(raw) < 2_147_483_647 else None
+        for key in ("contract_start", "min_term_end", "contract_end"):
+            payload[key] = str(form.get(key, "")) or None
+        days = str(form.get("notice_days", "")).strip()
+        payload["notice_days"] = int(days) if days.isdigit() else (days or 30)
+        try:
+            line = await services.create_line(
+                db, request.user, msgspec.convert(payload, schemas.LineIn), client_ip(request)
+            )
+        except (msgspec.ValidationError, DomainError) as exc:
+            await db.rollback()
+            result = await services.list_lines(db, per_page=PER_PAGE)
+            return Template(
+                "devices/lines.html",
+                context=page_context(
+                    request,
+                    result=result,
+                    q="",
+                    status="",
+                    statuses=LINE_STATUSES,
+                    page=1,
+                    pages=pages(result.total, PER_PAGE),
+                    query="",
+                    today=services.today(),
+                    carriers=await services.list_carriers(db),
+                    plans=await services.list_plans(db),
+                    errors=field_errors(request_locale(request), exc),
+                    typed=payload,
+                ),
+                status_code=422,
+            )
+        return Redirect(f"/devices/lines/{line.id}", status_code=303)
 
     @get("/devices/lines/{line_id:int}", operation_id="linePage", guards=[requires(*READERS)])
     async def line(self, request: Request[Principal, Any, Any], db: DB, line_id: Id) -> Template:
@@ -504,9 +556,8 @@ class DevicePages(Controller):
                     )
                 ).scalars()
             )
-        devices = await services.list_devices(
-            db, status="in_stock", q=str(extra.pop("item_q", "")), per_page=100
-        )
+        item_q = str(extra.pop("item_q", ""))
+        devices = await services.list_devices(db, status="in_stock", q=item_q, per_page=100)
         lines = await services.list_lines(db, status="in_stock", per_page=100)
         open_requests = await loans.list_requests(db, status="open")
         context = page_context(
@@ -516,6 +567,7 @@ class DevicePages(Controller):
             devices=devices.items,
             lines=lines.items,
             requests=open_requests,
+            item_q=item_q,
             today=services.today(),
             **extra,
         )

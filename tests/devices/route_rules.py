@@ -81,6 +81,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/devices/items/{device_id:int}/status"): Rule(IT, ok=422, form={}),
     ("POST", "/devices/items/{device_id:int}/lost"): Rule(IT, ok=422, form={}),
     ("GET", "/devices/lines"): page(*READERS),
+    ("POST", "/devices/lines"): Rule(IT, ok=422, form={}),
     ("GET", "/devices/lines/{line_id:int}"): page(*READERS),
     ("GET", "/devices/sims/{sim_id:int}"): page(*READERS),
     ("POST", "/devices/sims/{sim_id:int}/reveal"): Rule(("it_admin",), ok=422, form={}),

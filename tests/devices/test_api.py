@@ -232,3 +232,19 @@ async def test_pages_render_for_it(it, db):
     assert events >= 3
     assert (await db.execute(select(func.count()).select_from(Device))).scalar_one() == 2
     assert (await db.execute(select(func.count()).select_from(Loan))).scalar_one() == 0
+
+
+async def test_line_form_and_wizard_search(it):
+    token = it.headers["x-csrftoken"]
+    r = await it.post("/devices/lines", data={"number": "080-1", "_csrf_token": token})
+    assert r.status_code == 422 and "080-1" in r.text
+    r = await it.post(
+        "/devices/lines", data={"number": "080-1234-5678", "notice_days": "60", "_csrf_token": token}
+    )
+    assert r.status_code == 303
+    line = await it.get(r.headers["location"])
+    assert "+818012345678" in line.text and "60" in line.text
+    await make_bundle(it)
+    me = (await it.get("/api/me")).json()
+    page = await it.get("/devices/loans/new", params={"holder_id": me["id"], "item_q": "wr-1"})
+    assert "WR-100" in page.text and "PC-100" not in page.text
