@@ -342,10 +342,14 @@ class TeleworkPages(Controller):
         db: DB,
         unit_id: Annotated[int | None, QueryParameter(ge=1, le=2_147_483_647)] = None,
         flagged: Annotated[bool, QueryParameter()] = False,
+        from_day: Annotated[date | None, QueryParameter(name="from")] = None,
+        to_day: Annotated[date | None, QueryParameter(name="to")] = None,
         page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
         done: FromQuery[str] = "",
     ) -> Template:
-        return await self._inbox(request, db, unit_id=unit_id, flagged=flagged, page=page, done=done)
+        return await self._inbox(
+            request, db, unit_id=unit_id, flagged=flagged, first=from_day, last=to_day, page=page, done=done
+        )
 
     async def _inbox(
         self,
@@ -354,6 +358,8 @@ class TeleworkPages(Controller):
         *,
         unit_id: int | None = None,
         flagged: bool = False,
+        first: date | None = None,
+        last: date | None = None,
         page: int = 1,
         done: str = "",
         errors: list[dict[str, str]] | None = None,
@@ -363,16 +369,31 @@ class TeleworkPages(Controller):
         c = cfg(request)
         today = c.today()
         box = await approvals.inbox(
-            db, c, request.user, today=today, unit_id=unit_id, flagged_only=flagged, page=page, per_page=100
+            db,
+            c,
+            request.user,
+            today=today,
+            unit_id=unit_id,
+            first=first,
+            last=last,
+            flagged_only=flagged,
+            page=page,
+            per_page=100,
         )
         cal = await WorkingCalendar.load(db, c, today - timedelta(days=14), today)
         missing_day = cal.previous_working_day(today)
         missing = (
             await reports.missing(db, c, request.user, missing_day) if request.user.scope_unit_ids else []
         )
-        query = "&".join(
-            p for p in (f"unit_id={unit_id}" if unit_id else "", "flagged=true" if flagged else "") if p
+        filters = (
+            f"unit_id={unit_id}" if unit_id else "",
+            "flagged=true" if flagged else "",
+            f"from={first.isoformat()}" if first else "",
+            f"to={last.isoformat()}" if last else "",
         )
+        query = "&".join(p for p in filters if p)
+        wide = request.user.scope_unit_ids or request.user.has("hr_admin")
+        units = await _coverage_units(db, request.user) if wide else []
         return Template(
             "scheduling/inbox.html",
             context=page_context(
@@ -383,6 +404,9 @@ class TeleworkPages(Controller):
                 query=query,
                 flagged=flagged,
                 unit_id=unit_id,
+                units=units,
+                first=first,
+                last=last,
                 done=done,
                 errors=errors or [],
                 typed=typed or DecideForm(),

@@ -110,6 +110,8 @@ async def test_inbox_needs_a_reason_for_a_rule_break(make_client, clock, hr, app
     inbox = await head.get("/telework/inbox")
     ids = re.findall(r'name="day_ids" value="(\d+)"', inbox.text)
     assert len(ids) == 2 and "週の上限超え" in inbox.text
+    later = await head.get("/telework/inbox?from=2027-03-10&to=2027-03-31")
+    assert re.findall(r'name="day_ids" value="(\d+)"', later.text) == ids[1:]
     r = await head.post("/telework/inbox/decide", data=form(head, day_ids=ids, decision="approve"))
     assert r.status_code == 422 and "理由" in r.text
     r = await head.post(
@@ -117,6 +119,7 @@ async def test_inbox_needs_a_reason_for_a_rule_break(make_client, clock, hr, app
     )
     assert r.status_code == 303
 
+    assert 'name="day_ids"' not in (await head.get("/telework/inbox?from=2027-03-10")).text  # all decided
     grid = await head.get(f"/telework/coverage?unit_id={unit_id}&month=2027-03")
     assert grid.status_code == 200 and "山口 翼" in grid.text and "終日" in grid.text
 
