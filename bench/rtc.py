@@ -298,14 +298,26 @@ async def clients(mode: str, path: str, viewers: int, publish: bool, clip_file: 
 
 
 # ---- orchestration -------------------------------------------------------------------------------------
+def server_priority() -> None:
+    """Other tenants of a shared machine must not starve the server under test (root only; both servers)."""
+    with contextlib.suppress(OSError):
+        os.nice(-10)
+
+
+def client_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(-5)
+
+
 class Child:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, server: bool = False) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.rtc", *args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=server_priority if server else client_priority,
         )
 
     def ask(self) -> dict[str, Any]:
@@ -345,7 +357,7 @@ def measure(
     """One server, a publisher and `viewers` viewers (or `viewers` people who all publish); a timed window."""
     path = tempfile.mktemp(prefix="th-rtc-", suffix=".sock")
     clip = str(clip_path())
-    server = Child("serve", mode, path)
+    server = Child("serve", mode, path, server=True)
     children: list[Child] = []
     try:
         for _ in range(100):
@@ -443,7 +455,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print(
         f"# rtc: one publisher, VP8 {WIDTH}x{HEIGHT} {FPS} fps ~{BITRATE // 1000} kbps, pre-encoded; "
-        f"{os.cpu_count()} cores"
+        f"{os.cpu_count()} cores; server nice -10, clients -5 when allowed (load average now "
+        f"{os.getloadavg()[0]:.1f})"
     )
     clip_path()
     sfu = measure("sfu", args.viewers, args.seconds)
