@@ -190,21 +190,7 @@ class TeleworkApi(Controller):
         data: JSONBody[schemas.DecisionIn],
     ) -> schemas.DecisionResult:
         """Approve or reject one day; approving over a soft rule needs an override reason."""
-        rows = await services.decide(
-            db,
-            cfg(request),
-            request.user,
-            [day_id],
-            data.decision,
-            cfg(request).now(),
-            comment=data.comment,
-            override_reason=data.override_reason,
-            ip=client_ip(request),
-            base_url=settings.base_url,
-        )
-        return schemas.DecisionResult(
-            decided=len(rows), state=rows[0].state, day_ids=[r.id or 0 for r in rows]
-        )
+        return await _decide(request, db, settings, [day_id], data)
 
     @post("/requests/{request_id:int}/decision", operation_id="decideTeleworkRequest", status_code=200)
     async def decide_request(
@@ -216,21 +202,7 @@ class TeleworkApi(Controller):
         data: JSONBody[schemas.DecisionIn],
     ) -> schemas.DecisionResult:
         """Decide every undecided day of a request at once (a whole weekly pattern)."""
-        rows = await services.decide_request(
-            db,
-            cfg(request),
-            request.user,
-            request_id,
-            data.decision,
-            cfg(request).now(),
-            comment=data.comment,
-            override_reason=data.override_reason,
-            ip=client_ip(request),
-            base_url=settings.base_url,
-        )
-        return schemas.DecisionResult(
-            decided=len(rows), state=rows[0].state, day_ids=[r.id or 0 for r in rows]
-        )
+        return await _decide(request, db, settings, await services.undecided_days(db, request_id), data)
 
     @post("/decisions", operation_id="decideTeleworkDaysInBulk", status_code=200)
     async def bulk(
@@ -241,21 +213,7 @@ class TeleworkApi(Controller):
         data: JSONBody[schemas.BulkDecisionIn],
     ) -> schemas.DecisionResult:
         """Approve or reject many days at once: all of them, or none with the reason."""
-        rows = await services.decide(
-            db,
-            cfg(request),
-            request.user,
-            data.day_ids,
-            data.decision,
-            cfg(request).now(),
-            comment=data.comment,
-            override_reason=data.override_reason,
-            ip=client_ip(request),
-            base_url=settings.base_url,
-        )
-        return schemas.DecisionResult(
-            decided=len(rows), state=rows[0].state, day_ids=[r.id or 0 for r in rows]
-        )
+        return await _decide(request, db, settings, data.day_ids, data)
 
     @get("/coverage", operation_id="teleworkCoverage", guards=[requires(*HEADS)])
     async def coverage(
@@ -453,6 +411,28 @@ class TeleworkApi(Controller):
             "reason": row.reason,
             "unit_id": row.unit_id,
         }
+
+
+async def _decide(
+    request: Request[Principal, Any, Any],
+    db: Any,
+    settings: Any,
+    day_ids: list[int],
+    data: schemas.DecisionIn | schemas.BulkDecisionIn,
+) -> schemas.DecisionResult:
+    rows = await services.decide(
+        db,
+        cfg(request),
+        request.user,
+        day_ids,
+        data.decision,
+        cfg(request).now(),
+        comment=data.comment,
+        override_reason=data.override_reason,
+        ip=client_ip(request),
+        base_url=settings.base_url,
+    )
+    return schemas.DecisionResult(decided=len(rows), state=rows[0].state, day_ids=[r.id or 0 for r in rows])
 
 
 async def notifications_of(db: Any, principal: Principal, *, only_unread: bool = False) -> MessageList:

@@ -696,16 +696,8 @@ async def decide(
     return rows
 
 
-async def decide_request(
-    db: AsyncSession,
-    config: TeleworkConfig,
-    principal: Principal,
-    request_id: int,
-    decision: str,
-    now: datetime,
-    **kw: Any,
-) -> list[TeleworkDay]:
-    """Decide every still-undecided day of a request (a whole weekly pattern at once)."""
+async def undecided_days(db: AsyncSession, request_id: int) -> list[int]:
+    """The days of a request still waiting for a decision (to decide a whole weekly pattern at once)."""
     ids = list(
         (
             await db.execute(
@@ -719,7 +711,7 @@ async def decide_request(
         if await db.get(TeleworkRequest, request_id) is None:
             raise NotFound("telework.request_not_found")
         raise Conflict("telework.nothing_to_decide")
-    return await decide(db, config, principal, [i for i in ids if i is not None], decision, now, **kw)
+    return [i for i in ids if i is not None]
 
 
 async def add_comment(
