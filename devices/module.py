@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from litestar import Litestar
 
 from app.modules import Module
 from devices import controllers, pages, reports
+
+
+async def _demo(app: Litestar) -> None:
+    """A small demo inventory on the embedded default's first start (see devices/demo.py)."""
+    settings = app.state.settings
+    if settings.seed_demo and settings.app_env == "dev" and os.environ.get("DEVICES_DEMO_DATA", "1") != "0":
+        from devices.demo import seed_if_empty
+
+        async with app.state.db_sessions() as db:
+            if await seed_if_empty(db, settings.secret_key):
+                await db.commit()
+
 
 MODULE = Module(
     name="devices",
@@ -14,4 +29,5 @@ MODULE = Module(
     template_dir=Path(__file__).resolve().parent / "templates",
     home_notices=[reports.home_notices],
     jobs=[("devices-reminders", reports.run_jobs)],
+    on_startup=[_demo],
 )
