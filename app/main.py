@@ -204,6 +204,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.passwords = passwords
     app.state.nav = nav
     app.state.home_panels = [panel for module in MODULES for panel in module.home_panels]
+    app.state.measures = [measure for module in MODULES for measure in module.measures]
     app.state.home_notices = [
         survey_services.home_notices,
         *(source for module in MODULES for source in module.home_notices),

@@ -8,7 +8,7 @@ from pathlib import Path
 from litestar import Litestar
 
 from app.modules import Module
-from devices import controllers, pages, reports
+from devices import controllers, measures, pages, reports
 
 
 async def _demo(app: Litestar) -> None:
@@ -28,6 +28,7 @@ MODULE = Module(
     nav=pages.NAV,
     template_dir=Path(__file__).resolve().parent / "templates",
     home_notices=[reports.home_notices],
+    measures=[measures.on_loan],
     jobs=[("devices-reminders", reports.run_jobs)],
     on_startup=[_demo],
 )

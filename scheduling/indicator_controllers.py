@@ -346,6 +346,11 @@ class IndicatorPages(Controller):
         ]
         locale = request_locale(request)
         chart = series_chart(data.months, locale)
+        measures: list[tuple[str, int]] = []
+        if latest is not None:  # other domains' figures for the same month (devices on loan, meetings held)
+            first = indicator.parse_month(latest.month)
+            for measure in getattr(request.app.state, "measures", []):
+                measures.extend(await measure(db, first, indicator.month_end(first)))
         return Template(
             "scheduling/indicator.html",
             context=page_context(
@@ -358,6 +363,7 @@ class IndicatorPages(Controller):
                 unit_id=unit_id,
                 sort=sort,
                 chart=chart,
+                measures=measures,
                 rule=indicator.COUNTING_RULES[latest.rule_version if latest else indicator.CURRENT_RULE],
                 done=done,
                 errors=errors or [],

@@ -124,6 +124,7 @@ async def test_live_and_closed_figures_and_exports_agree(known_month, db, make_c
 
     page = await hr.get("/indicator")
     assert page.status_code == 200 and "<svg" in page.text and "2027-02" in page.text
+    assert "貸出中の端末" in page.text  # devices' figure, through the module's measure hook
 
 
 async def test_a_unit_head_sees_their_subtree_only(known_month, make_client, db, clock):
