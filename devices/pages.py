@@ -64,6 +64,20 @@ def qr_svg(data: str) -> Markup:
     return Markup(svg)  # segno's own markup around a URL we built
 
 
+def device_payload(form: Any) -> dict[str, Any]:
+    """The device form's fields as DeviceIn input (msgspec then checks them)."""
+    payload: dict[str, Any] = {
+        k: str(form.get(k, "")).strip()
+        for k in ("asset_tag", "kind", "serial", "imei", "maker", "model", "notes")
+    }
+    payload["imei"] = payload["imei"] or None
+    for k in ("purchase_date", "warranty_end"):
+        payload[k] = str(form.get(k, "")) or None
+    cost = str(form.get("cost", "")).replace(",", "").strip()
+    payload["cost"] = int(cost) if cost.isdigit() and len(cost) < 10 else (cost or None)
+    return payload
+
+
 class RequestForm(msgspec.Struct, kw_only=True):
     reason: Annotated[str, msgspec.Meta(max_length=1000)] = ""
     needed_from: Annotated[str, msgspec.Meta(max_length=20)] = ""
@@ -252,15 +266,7 @@ class DevicePages(Controller):
     )
     async def create_device(self, request: Request[Principal, Any, Any], db: DB) -> Any:
         form = await request.form()
-        payload: dict[str, Any] = {
-            k: str(form.get(k, "")).strip()
-            for k in ("asset_tag", "kind", "serial", "imei", "maker", "model", "notes")
-        }
-        payload["imei"] = payload["imei"] or None
-        for k in ("purchase_date", "warranty_end"):
-            payload[k] = str(form.get(k, "")) or None
-        cost = str(form.get("cost", "")).replace(",", "").strip()
-        payload["cost"] = int(cost) if cost.isdigit() else (cost or None)
+        payload = device_payload(form)
         try:
             device = await services.create_device(
                 db, request.user, msgspec.convert(payload, schemas.DeviceIn), client_ip(request)
@@ -310,6 +316,27 @@ class DevicePages(Controller):
         return await self._item(request, db, device_id)
 
     @post(
+        "/devices/items/{device_id:int}/edit",
+        operation_id="editDeviceSubmit",
+        guards=[requires(*IT)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def item_edit(self, request: Request[Principal, Any, Any], db: DB, device_id: Id) -> Any:
+        form = await request.form()
+        payload = device_payload(form)
+        try:
+            data = msgspec.convert(payload, schemas.DeviceIn)
+            await services.update_device(db, request.user, device_id, data, client_ip(request))
+        except (msgspec.ValidationError, DomainError) as exc:
+            if isinstance(exc, DomainError) and exc.status_code == 404:
+                raise
+            await db.rollback()
+            errors = field_errors(request_locale(request), exc)
+            return await self._item(request, db, device_id, status=422, errors=errors, typed=payload)
+        return Redirect(f"/devices/items/{device_id}", status_code=303)
+
+    @post(
         "/devices/items/{device_id:int}/status",
         operation_id="deviceStatusSubmit",
         guards=[requires(*IT)],
@@ -353,6 +380,114 @@ class DevicePages(Controller):
             )
         return Redirect(f"/devices/items/{device_id}", status_code=303)
 
+    @post(
+        "/devices/catalog/{what:str}",
+        operation_id="catalogSubmit",
+        guards=[requires(*IT)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def catalog_submit(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        what: Annotated[str, PathParameter(max_length=10)],
+    ) -> Any:
+        """A carrier (name, MCC, MNC) or a plan (name, carrier, monthly fee, data GB) from the lines page."""
+        form = await request.form()
+        try:
+            if what == "carriers":
+                carrier = {k: str(form.get(k, "")).strip() for k in ("name", "mcc", "mnc")}
+                await services.create_carrier(
+                    db, request.user, msgspec.convert(carrier, schemas.CarrierIn), client_ip(request)
+                )
+            elif what == "plans":
+                plan: dict[str, Any] = {"name": str(form.get("name", "")).strip()}
+                for key in ("carrier_id", "monthly_fee", "data_gb"):
+                    raw = str(form.get(key, "")).replace(",", "").strip()
+                    plan[key] = int(raw) if raw.isdigit() and int(raw) < 2_147_483_647 else (raw or None)
+                plan["monthly_fee"] = plan["monthly_fee"] or 0
+                await services.create_plan(
+                    db, request.user, msgspec.convert(plan, schemas.PlanIn), client_ip(request)
+                )
+            else:
+                raise DomainError("devices.bad_step", status_code=404)
+        except (msgspec.ValidationError, DomainError) as exc:
+            if isinstance(exc, DomainError) and exc.status_code == 404:
+                raise
+            await db.rollback()
+            return await self._lines(request, db, code=422, errors=field_errors(request_locale(request), exc))
+        return Redirect("/devices/lines", status_code=303)
+
+    @post(
+        "/devices/lines/{line_id:int}/sims",
+        operation_id="addSimSubmit",
+        guards=[requires(*IT)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def add_sim(
+        self, request: Request[Principal, Any, Any], db: DB, settings: SettingsDep, line_id: Id
+    ) -> Any:
+        form = await request.form()
+        await services.get_line(db, line_id)
+        try:
+            tag = str(form.get("asset_tag", "")).strip()
+            device = await services.device_by_tag(db, tag) if tag else None
+            if tag and device is None:
+                raise DomainError(
+                    "devices.csv_unknown_device", status_code=422, field="asset_tag", value=tag[:32]
+                )
+            payload = {
+                "iccid": str(form.get("iccid", "")),
+                "form_factor": str(form.get("form_factor", "nano")),
+                "line_id": line_id,
+                "device_id": device.id if device else None,
+                "pin": str(form.get("pin", "")) or None,
+                "puk": str(form.get("puk", "")) or None,
+            }
+            box = services.secret_box(settings.secret_key)
+            await services.create_sim(
+                db, request.user, box, msgspec.convert(payload, schemas.SimIn), client_ip(request)
+            )
+        except (msgspec.ValidationError, DomainError) as exc:
+            await db.rollback()
+            return await self._line(
+                request, db, line_id, status=422, errors=field_errors(request_locale(request), exc)
+            )
+        return Redirect(f"/devices/lines/{line_id}", status_code=303)
+
+    async def _lines(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        *,
+        q: str = "",
+        status: str | None = None,
+        page: int = 1,
+        code: int = 200,
+        **extra: Any,
+    ) -> Template:
+        result = await services.list_lines(db, q=q, status=status, page=page, per_page=PER_PAGE)
+        query = urlencode({k: v for k, v in (("q", q), ("status", status or "")) if v})
+        context = page_context(
+            request,
+            result=result,
+            q=q,
+            status=status or "",
+            statuses=LINE_STATUSES,
+            page=result.page,
+            pages=pages(result.total, PER_PAGE),
+            query=query,
+            today=services.today(),
+            carriers=await services.list_carriers(db),
+            plans=await services.list_plans(db),
+            **extra,
+        )
+        context.setdefault("errors", [])
+        context.setdefault("typed", {})
+        return Template("devices/lines.html", context=context, status_code=code)
+
     @get("/devices/lines", operation_id="linesPage", guards=[requires(*READERS)])
     async def lines(
         self,
@@ -362,26 +497,8 @@ class DevicePages(Controller):
         status: Annotated[str, QueryParameter(max_length=12)] = "",
         page: PageNo = 1,
     ) -> Template:
-        status_f = status if status in LINE_STATUSES else None
-        result = await services.list_lines(db, q=q, status=status_f, page=page, per_page=PER_PAGE)
-        query = urlencode({k: v for k, v in (("q", q), ("status", status_f or "")) if v})
-        return Template(
-            "devices/lines.html",
-            context=page_context(
-                request,
-                result=result,
-                q=q,
-                status=status_f or "",
-                statuses=LINE_STATUSES,
-                page=result.page,
-                pages=pages(result.total, PER_PAGE),
-                query=query,
-                today=services.today(),
-                carriers=await services.list_carriers(db),
-                plans=await services.list_plans(db),
-                errors=[],
-                typed={},
-            ),
+        return await self._lines(
+            request, db, q=q, status=status if status in LINE_STATUSES else None, page=page
         )
 
     @post(
@@ -410,42 +527,30 @@ class DevicePages(Controller):
             )
         except (msgspec.ValidationError, DomainError) as exc:
             await db.rollback()
-            result = await services.list_lines(db, per_page=PER_PAGE)
-            return Template(
-                "devices/lines.html",
-                context=page_context(
-                    request,
-                    result=result,
-                    q="",
-                    status="",
-                    statuses=LINE_STATUSES,
-                    page=1,
-                    pages=pages(result.total, PER_PAGE),
-                    query="",
-                    today=services.today(),
-                    carriers=await services.list_carriers(db),
-                    plans=await services.list_plans(db),
-                    errors=field_errors(request_locale(request), exc),
-                    typed=payload,
-                ),
-                status_code=422,
-            )
+            errors = field_errors(request_locale(request), exc)
+            return await self._lines(request, db, code=422, errors=errors, typed=payload)
         return Redirect(f"/devices/lines/{line.id}", status_code=303)
+
+    async def _line(
+        self, request: Request[Principal, Any, Any], db: DB, line_id: int, status: int = 200, **extra: Any
+    ) -> Template:
+        line = (await services.line_reads(db, [await services.get_line(db, line_id)]))[0]
+        sims = list((await db.execute(select(SimCard).where(col(SimCard.line_id) == line_id))).scalars())
+        context = page_context(
+            request,
+            line=line,
+            history=await services.history(db, "line", line_id),
+            sims=await services.sim_reads(db, sims),
+            today=services.today(),
+            forms=("nano", "micro", "standard", "esim"),
+            **extra,
+        )
+        context.setdefault("errors", [])
+        return Template("devices/line.html", context=context, status_code=status)
 
     @get("/devices/lines/{line_id:int}", operation_id="linePage", guards=[requires(*READERS)])
     async def line(self, request: Request[Principal, Any, Any], db: DB, line_id: Id) -> Template:
-        line = (await services.line_reads(db, [await services.get_line(db, line_id)]))[0]
-        sims = list((await db.execute(select(SimCard).where(col(SimCard.line_id) == line_id))).scalars())
-        return Template(
-            "devices/line.html",
-            context=page_context(
-                request,
-                line=line,
-                history=await services.history(db, "line", line_id),
-                sims=await services.sim_reads(db, sims),
-                today=services.today(),
-            ),
-        )
+        return await self._line(request, db, line_id)
 
     async def _sim(
         self, request: Request[Principal, Any, Any], db: DB, sim_id: int, status: int = 200, **extra: Any

@@ -79,6 +79,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/devices/inventory"): Rule(IT, ok=422, form={}),
     ("GET", "/devices/items/{device_id:int}"): page(*READERS),
     ("POST", "/devices/items/{device_id:int}/status"): Rule(IT, ok=422, form={}),
+    ("POST", "/devices/items/{device_id:int}/edit"): Rule(IT, ok=422, form={}),
+    ("POST", "/devices/catalog/{what:str}"): Rule(IT, ok=422, form={}),
+    ("POST", "/devices/lines/{line_id:int}/sims"): Rule(IT, ok=422, form={}),
     ("POST", "/devices/items/{device_id:int}/lost"): Rule(IT, ok=422, form={}),
     ("GET", "/devices/lines"): page(*READERS),
     ("POST", "/devices/lines"): Rule(IT, ok=422, form={}),
@@ -142,5 +145,6 @@ async def samples(db: Any) -> dict[str, str]:
         "{stocktake_id:int}": str(take.id),
         "{kind:str}": "devices",
         "{step:str}": "close",
+        "{what:str}": "carriers",
         "{tag:str}": pc.asset_tag,
     }

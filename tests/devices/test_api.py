@@ -248,3 +248,44 @@ async def test_line_form_and_wizard_search(it):
     me = (await it.get("/api/me")).json()
     page = await it.get("/devices/loans/new", params={"holder_id": me["id"], "item_q": "wr-1"})
     assert "WR-100" in page.text and "PC-100" not in page.text
+
+
+async def test_catalog_sim_and_edit_forms(it, db):
+    token = it.headers["x-csrftoken"]
+    r = await it.post(
+        "/devices/catalog/carriers", data={"name": "KDDI", "mcc": "440", "mnc": "50", "_csrf_token": token}
+    )
+    assert r.status_code == 303
+    r = await it.post(
+        "/devices/catalog/carriers", data={"name": "KDDI", "mcc": "440", "mnc": "50", "_csrf_token": token}
+    )
+    assert r.status_code == 422 and "440" in r.text
+    carrier = (await it.get("/api/devices/carriers")).json()[0]["id"]
+    form = {
+        "name": "データ20GB",
+        "carrier_id": str(carrier),
+        "monthly_fee": "2,480",
+        "data_gb": "20",
+        "_csrf_token": token,
+    }
+    assert (await it.post("/devices/catalog/plans", data=form)).status_code == 303
+    assert (await it.get("/api/devices/plans")).json()[0]["monthly_fee"] == 2480
+    pc, _router, line = await make_bundle(it)
+    r = await it.post(f"/devices/lines/{line}/sims", data={"iccid": "123", "_csrf_token": token})
+    assert r.status_code == 422 and "ICCID" in r.text
+    good = {"iccid": iccid(42), "asset_tag": "wr-100", "pin": "4321", "_csrf_token": token}
+    assert (await it.post(f"/devices/lines/{line}/sims", data=good)).status_code == 303
+    sims = (await it.get("/api/devices/sims")).json()["items"]
+    assert [(s["asset_tag"], s["number"], s["has_pin"]) for s in sims] == [("WR-100", "+819011112222", True)]
+    edit = {
+        "asset_tag": "PC-100",
+        "kind": "laptop",
+        "maker": "NEC",
+        "model": "VersaPro",
+        "_csrf_token": token,
+    }
+    assert (await it.post(f"/devices/items/{pc}/edit", data=edit)).status_code == 303
+    assert (await it.get(f"/api/devices/items/{pc}")).json()["model"] == "VersaPro"
+    bad = {**edit, "imei": "1"}
+    r = await it.post(f"/devices/items/{pc}/edit", data=bad)
+    assert r.status_code == 422 and "IMEI" in r.text
