@@ -7,7 +7,8 @@ aiortc has no pass-through mode, so the SFU takes over four seams of a peer conn
   subscriber; its own report loop (`RTCRtpSender._send_rtcp`) is silenced (it would report zero packets);
 - the DTLS transport's `_send_rtp`, which protects (SRTP) and sends one RTP or RTCP packet.
 It also reads a sender's SSRCs (`_ssrc`, `_rtx_ssrc`) and a transceiver's negotiated codecs and header
-extensions (`_codecs`, `_headerExtensions`). tests/rtc/test_aiortc_glue.py checks each of these against the
+extensions (`_codecs`, `_headerExtensions`), and adds a publisher's RTX SSRC to the DTLS transport's RTP
+router (`_rtp_router.ssrc_table`). tests/rtc/test_aiortc_glue.py checks each of these against the
 installed aiortc, so an upgrade that moves one fails there, loudly, instead of silently dropping media.
 """
 
@@ -72,6 +73,14 @@ def hook_sender(sender: RTCRtpSender, on_rtcp: RtcpHook) -> None:
 
     sender._handle_rtcp_packet = on_rtcp  # type: ignore[method-assign,assignment]
     sender._send_rtcp = silent  # type: ignore[method-assign]
+
+
+def route_ssrc(receiver: RTCRtpReceiver, ssrc: int) -> None:
+    """Deliver packets of `ssrc` (a publisher's RTX stream) to this receiver.
+
+    aiortc registers only the primary SSRC, and drops RTX packets whose payload type several receivers share.
+    """
+    receiver.transport._rtp_router.ssrc_table[ssrc] = receiver
 
 
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from aiortc.rtp import (
     RtpPacket,
     unpack_remb_fci,
 )
-from aiortc.sdp import candidate_from_sdp
+from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from rtc import aiortc_glue as glue
 from rtc.forwarding import (
@@ -107,6 +107,9 @@ class Source:
     packets: int = 0
     last_audio: float = 0.0
     active: bool = False  # has sent media: others get slots for it
+    rtx_payload_type: int | None = None
+    rtx_ssrc: int | None = None
+    recovered: int = 0
 
     @property
     def feedback_ssrc(self) -> int:
@@ -115,7 +118,20 @@ class Source:
     async def on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """The hot path: one incoming packet, rewritten and sent to every subscribed slot."""
         if packet.payload_type not in self.payload_types:
-            return  # RTX or padding probes: we never NACK publishers, so these carry nothing to forward
+            if packet.payload_type != self.rtx_payload_type or self.ssrc is None or len(packet.payload) < 3:
+                return  # unknown, or an RTX padding probe: nothing to forward
+            # A retransmission we asked for (RFC 4588): the original sequence number leads the payload.
+            original = RtpPacket(
+                payload_type=next(iter(self.payload_types)),
+                marker=packet.marker,
+                sequence_number=int.from_bytes(packet.payload[:2], "big"),
+                timestamp=packet.timestamp,
+                ssrc=self.ssrc,
+                payload=packet.payload[2:],
+            )
+            original.extensions = packet.extensions
+            self.recovered += 1
+            packet = original
         if self.ssrc != packet.ssrc:
             self.ssrc = packet.ssrc
             self.stats = ReceiveStats(packet.ssrc)
@@ -336,15 +352,33 @@ class Participant:
                         await slot.source.request_keyframe()
 
     def _bind_sources(self) -> None:
+        rtx_ssrcs = self._remote_rtx_ssrcs()
         for source in self.sources.values():
             codecs, _ = glue.negotiated(source.transceiver)
-            primary, _ = glue.primary_and_rtx(codecs)
+            primary, rtx_pt = glue.primary_and_rtx(codecs)
             if primary is not None:
                 source.payload_types = {primary.payloadType}
                 source.clock_rate = primary.clockRate
+                source.rtx_payload_type = rtx_pt
+            rtx_ssrc = rtx_ssrcs.get(source.transceiver.mid)
+            if rtx_ssrc is not None and rtx_ssrc != source.rtx_ssrc:
+                source.rtx_ssrc = rtx_ssrc
+                glue.route_ssrc(source.transceiver.receiver, rtx_ssrc)
                 for slot in source.slots:
                     if slot.stream is not None:
                         slot._bind(source)
+
+    def _remote_rtx_ssrcs(self) -> dict[str, int]:
+        """mid → the RTX SSRC the browser announced (a=ssrc-group:FID), so its retransmissions reach us."""
+        description = self.pc.remoteDescription
+        if description is None:
+            return {}
+        found = {}
+        for media in SessionDescription.parse(description.sdp).media:
+            for group in media.ssrc_group:
+                if group.semantic == "FID" and len(group.items) == 2 and media.rtp.muxId:
+                    found[media.rtp.muxId] = int(group.items[1])
+        return found
 
     def answer(self, sdp: str) -> None:
         if self._answer is not None and not self._answer.done():

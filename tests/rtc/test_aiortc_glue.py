@@ -48,6 +48,8 @@ async def test_hooks_replace_the_receive_path_and_silence_sender_reports():
         assert {e.uri for e in extensions} >= {"urn:ietf:params:rtp-hdrext:sdes:mid"}
         transport = sender_side.sender.transport
         assert callable(getattr(transport, "_send_rtp", None))
+        glue.route_ssrc(receiver_side.receiver, 4242)
+        assert receiver_side.receiver.transport._rtp_router.ssrc_table[4242] is receiver_side.receiver
     finally:
         await pc.close()
 

@@ -46,6 +46,8 @@ async def test_three_participants_receive_each_other_and_one_leaves(app, make_cl
             )
             sfu = app.state.rtc.sfu
             assert sfu.forwarded_packets > 0
+            # Each publisher's RTX SSRC (from its answer) is routed to the forwarder, for upstream repairs.
+            assert all(p.sources["video"].rtx_ssrc for p in sfu.rooms[room["id"]].participants.values())
             assert (await clients[0].get(f"/api/rooms/{room['id']}")).json()["participants"] == 3
 
             leaver, stay = peers[2], peers[:2]

@@ -277,3 +277,24 @@ async def test_audio_only_pauses_video_and_resumes_on_a_key_frame(recorded):
         assert len(bob.transport.rtp()) == 1
     finally:
         await sfu.close()
+
+
+async def test_a_publishers_retransmission_fills_the_gap_for_subscribers():
+    """Subscribers NACK what the server never had; the publisher's RTX answer goes out as the original."""
+    sfu = Sfu()
+    try:
+        alice, bob = await meeting(sfu, "alice", "bob")
+        video = alice.sources["video"]
+        assert video.rtx_payload_type is not None
+        await video.on_rtp(packet(10, 0, KEY), 0)
+        await video.on_rtp(packet(12, 0, DELTA), 0)  # 11 lost on the way in
+        sent = bob.transport.rtp()
+        rtx = packet(500, 0, (11).to_bytes(2, "big") + b"late", ssrc=999, pt=video.rtx_payload_type)
+        await video.on_rtp(rtx, 0)
+        await video.on_rtp(packet(501, 0, b"\x00", ssrc=999, pt=video.rtx_payload_type), 0)  # padding probe
+        got = bob.transport.rtp()
+        assert len(got) == 3 and video.recovered == 1
+        assert got[2].sequence_number == (sent[0].sequence_number + 1) & 0xFFFF
+        assert got[2].payload == b"late" and got[2].ssrc == sent[0].ssrc
+    finally:
+        await sfu.close()
