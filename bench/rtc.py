@@ -352,9 +352,12 @@ def per_stream(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[int,
 
 
 def measure(
-    mode: str, viewers: int, seconds: float, *, all_publish: bool = False, groups: int = 2
+    mode: str, viewers: int, seconds: float, *, all_publish: bool = False, groups: int | None = None
 ) -> dict[str, Any]:
     """One server, a publisher and `viewers` viewers (or `viewers` people who all publish); a timed window."""
+    # One load-generator process per 25 light clients: with more per event loop the clients, not the server,
+    # fall behind (seen as loss and low frame rates while the server idles).
+    groups = groups or max(2, -(-viewers // 25))
     path = tempfile.mktemp(prefix="th-rtc-", suffix=".sock")
     clip = str(clip_path())
     server = Child("serve", mode, path, server=True)
