@@ -156,6 +156,7 @@ class Source:
             packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc
         )
         waiting = False
+        forwarded = 0
         for slot in self.slots:
             stream = slot.stream
             if stream is None or slot.owner.transport.state != "connected":
@@ -164,11 +165,15 @@ class Source:
             if data is None:
                 waiting = waiting or stream.waiting_for_keyframe
                 continue
-            try:
-                await glue.send_rtp(slot.owner.transport, data)
-            except ConnectionError:
-                pass
-            slot.owner.room.sfu.forwarded_packets += 1
+            owner = slot.owner
+            send = owner.fast_send or owner.resolve_fast_send()
+            if send is not None:
+                send(data)
+            else:
+                with contextlib.suppress(ConnectionError):
+                    await glue.send_rtp(owner.transport, data)
+            forwarded += 1
+        self.owner.room.sfu.forwarded_packets += forwarded
         if waiting:
             await self.request_keyframe()
 
@@ -288,6 +293,7 @@ class Participant:
         self.sources: dict[str, Source] = {}
         self.slots: list[Slot] = []
         self.transport: Any = None
+        self.fast_send: Callable[[bytes], None] | None = None
         self._lock = asyncio.Lock()
         self._answer: asyncio.Future[RTCSessionDescription] | None = None
         self._dirty = False
@@ -322,6 +328,10 @@ class Participant:
             for slot in self.slots
             if slot.mid is not None and slot.source is not None
         }
+
+    def resolve_fast_send(self) -> Callable[[bytes], None] | None:
+        self.fast_send = glue.fast_rtp_sender(self.transport)
+        return self.fast_send
 
     async def send_tracks(self) -> None:
         await self.send({"type": "tracks", "tracks": self.track_map()})

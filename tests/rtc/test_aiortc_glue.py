@@ -74,3 +74,30 @@ def test_header_extension_parsing_gives_audio_level_as_a_pair():
     assert parsed.extensions.audio_level == (True, 30)
     assert parsed.extensions.mid == "0"
     assert RTCRtpSender.getCapabilities("video") is not None
+
+
+def test_the_fast_send_path_still_matches_aioice_and_aiortc():
+    """fast_rtp_sender copies what these do; if their bodies change, re-check it."""
+    import inspect
+
+    from aioice.ice import CandidatePair, Connection, StunProtocol
+    from aiortc import RTCDtlsTransport
+
+    assert "self.transport.sendto(data, addr)" in inspect.getsource(StunProtocol.send_data)
+    send = inspect.getsource(Connection.send) + inspect.getsource(Connection.sendto)
+    assert "self._nominated.get(component)" in send
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in send
+    assert "data = self._tx_srtp.protect(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
+    assert isinstance(inspect.getattr_static(CandidatePair, "remote_addr"), property)
+    assert "self._nominated: dict[int, CandidatePair] = {}" in inspect.getsource(Connection.__init__)
+
+
+async def test_fast_send_declines_what_it_cannot_shortcut():
+    class NotConnected:
+        state = "connecting"
+
+    class Odd:
+        state = "connected"
+
+    assert glue.fast_rtp_sender(NotConnected()) is None
+    assert glue.fast_rtp_sender(Odd()) is None

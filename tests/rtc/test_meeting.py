@@ -48,6 +48,8 @@ async def test_three_participants_receive_each_other_and_one_leaves(app, make_cl
             assert sfu.forwarded_packets > 0
             # Each publisher's RTX SSRC (from its answer) is routed to the forwarder, for upstream repairs.
             assert all(p.sources["video"].rtx_ssrc for p in sfu.rooms[room["id"]].participants.values())
+            # Forwarding takes the synchronous send path on these plain-UDP pairs.
+            assert all(p.fast_send is not None for p in sfu.rooms[room["id"]].participants.values())
             assert (await clients[0].get(f"/api/rooms/{room['id']}")).json()["participants"] == 3
 
             leaver, stay = peers[2], peers[:2]
