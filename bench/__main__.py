@@ -6,11 +6,12 @@ Arguments after a benchmark's name go to it, e.g. `python -m bench telework --ro
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import startup, telework
+from bench import indicator, startup, telework
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], object]] = {
     "startup": lambda _args: startup.main(),
     "telework": telework.main,
+    "indicator": indicator.main,
 }
 
 if __name__ == "__main__":
