@@ -313,3 +313,32 @@ async def test_delegation_limited_to_a_subtree(db, people):
     await db.rollback()
     box = await approvals.inbox(db, CONFIG, delegate, today=NOW.date())
     assert box.items == []
+
+
+async def test_the_state_machine_refuses_every_other_transition(db, people):
+    """submitted → approved | rejected | withdrawn | expired; approved → cancelled; nothing else."""
+    member, head = people["100019"], people["100006"]
+    days = await book(db, member, "2027-03-02", kind="range", last_day=date(2027, 3, 5))
+    ids = [d.id for d in days]
+    await services.decide(db, CONFIG, head, [ids[0]], "approve", NOW)
+    await services.decide(db, CONFIG, head, [ids[1]], "reject", NOW)
+    await services.withdraw(db, member, [ids[2]], NOW)
+    await db.commit()
+    assert await approvals.expire_due(db, CONFIG, at("2027-03-06 00:10")) == 1  # ids[3]
+    await db.commit()
+    await services.withdraw(db, member, [ids[0]], NOW)  # approved → cancelled (before the day)
+    await db.commit()
+    for day_id in ids:  # every day is now final: no decision, withdrawal or cancellation changes it
+        for attempt in (
+            services.decide(db, CONFIG, head, [day_id], "approve", NOW, override_reason="x"),
+            services.decide(db, CONFIG, head, [day_id], "reject", NOW),
+            services.withdraw(db, member, [day_id], NOW),
+        ):
+            with pytest.raises(DomainError) as refused:
+                await attempt
+            assert refused.value.status_code == 409
+            await db.rollback()
+    states = await db.execute(
+        select(TeleworkDay.state).where(TeleworkDay.id.in_(ids)).order_by(TeleworkDay.day)
+    )
+    assert list(states.scalars()) == ["cancelled", "rejected", "withdrawn", "expired"]
