@@ -125,6 +125,13 @@ async def meeting() -> dict[str, Any]:
             await guest.keyboard.press("Enter")  # the chat form, by keyboard
             await host.get_by_role("button", name=t("rtc.js.chat")).first.click()
             chat_seen = await host.locator("#chat-log li").filter(has_text="こんにちは").count()
+            # Mute by keyboard (Alt+M) on one page; the other page's participant list says so.
+            await guest.locator("#btn-mute").focus()
+            await guest.keyboard.press("Alt+m")
+            await host.get_by_role("button", name=t("rtc.js.participants"), exact=False).click()
+            muted = host.locator("#people-list li").filter(has_text=t("rtc.js.muted"))
+            await muted.first.wait_for(timeout=15_000)
+            muted_seen = await muted.count()
             # A network blip: the socket drops; the page reconnects by itself and decodes again.
             await guest.evaluate("() => window.__rtc.ws.close()")
             await asyncio.sleep(0.5)
@@ -142,6 +149,7 @@ async def meeting() -> dict[str, Any]:
                     if v.get("impact") in ("serious", "critical")
                 ],
                 "chat_seen": chat_seen,
+                "muted_seen": muted_seen,
                 "reconnected_frames": reconnected,
                 "frames": samples,
                 "stats": stats,
@@ -190,6 +198,7 @@ def test_two_browsers_decode_each_other(tmp_path: Path, results_dir: Path) -> No
     assert result["guest_tiles"] >= 2  # the host's tile and their own
     assert result["axe"] == [], result["axe"]
     assert result["chat_seen"] == 1
+    assert result["muted_seen"] == 1
     assert result["reconnected_frames"][-1] >= 30, (
         f"no video after reconnecting: {result['reconnected_frames']}"
     )
