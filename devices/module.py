@@ -28,6 +28,7 @@ MODULE = Module(
     nav=pages.NAV,
     template_dir=Path(__file__).resolve().parent / "templates",
     home_notices=[reports.home_notices],
+    home_panels=[reports.home_panel],
     measures=[measures.on_loan],
     jobs=[("devices-reminders", reports.run_jobs)],
     on_startup=[_demo],

@@ -425,3 +425,23 @@ async def home_notices(db: AsyncSession, principal: Principal) -> list[Notice]:
                 Notice(key="devices.home_deadlines", link="/devices/reports", params={"n": len(soon)})
             )
     return notices
+
+
+async def home_panel(request: Any, db: AsyncSession, principal: Principal) -> tuple[str, dict[str, Any]]:
+    """On everyone's home page: what I hold, and a quick way to ask IT for a laptop or a router."""
+    held = (
+        await db.execute(
+            select(func.count())
+            .select_from(LoanItem)
+            .join(Loan, col(Loan.id) == col(LoanItem.loan_id))
+            .where(col(Loan.holder_id) == principal.id, col(LoanItem.open_key).is_not(None))
+        )
+    ).scalar_one()
+    waiting = (
+        await db.execute(
+            select(func.count())
+            .select_from(EquipmentRequest)
+            .where(col(EquipmentRequest.user_id) == principal.id, col(EquipmentRequest.status) == "open")
+        )
+    ).scalar_one()
+    return "devices/home_panel.html", {"held": int(held), "waiting": int(waiting)}

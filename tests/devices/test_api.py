@@ -289,3 +289,13 @@ async def test_catalog_sim_and_edit_forms(it, db):
     bad = {**edit, "imei": "1"}
     r = await it.post(f"/devices/items/{pc}/edit", data=bad)
     assert r.status_code == 422 and "IMEI" in r.text
+
+
+async def test_home_page_lets_people_ask_for_equipment(employee):
+    home = await employee.get("/")
+    assert home.status_code == 200 and 'action="/devices/mine/requests"' in home.text
+    token = employee.headers["x-csrftoken"]
+    r = await employee.post("/devices/mine/requests", data={"kinds": "router", "_csrf_token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/devices/mine?done=requested"
+    home = await employee.get("/")
+    assert 'action="/devices/mine/requests"' not in home.text and "情報政策課からの連絡" in home.text
