@@ -16,6 +16,7 @@ import secrets
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin
@@ -102,6 +103,11 @@ async def room_socket(socket: WebSocket[Any, Any, Any], room_id: Annotated[str, 
         await conn.send({"type": "error", "code": code, "message": translate(locale, f"rtc.error.{code}")})
         await socket.close(code=close_code)
 
+    origin = socket.headers.get("origin")
+    allowed = {socket.headers.get("host"), urlsplit(service.settings.base_url).netloc}
+    if origin and urlsplit(origin).netloc not in allowed:  # another site's page must not join as our user
+        await refuse("origin", 4403)
+        return
     person = current_principal(socket)
     if person is None:
         await refuse("sign_in", 4401)

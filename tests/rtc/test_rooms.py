@@ -103,6 +103,27 @@ async def test_the_socket_refuses_strangers_and_full_rooms_with_a_reason(app, ma
             await ws.close()
 
 
+async def test_a_page_of_another_site_cannot_open_the_socket(app, make_client):
+    owner = await make_client("employee")
+    room = (await owner.post("/api/rooms", json={})).json()
+    async with serve(app) as base:
+        cookie = {"Cookie": f"th_session={owner.cookies['th_session']}"}
+        evil = await websockets.connect(
+            f"{base}/rooms/{room['id']}/ws", additional_headers=cookie, origin="http://evil.example"
+        )
+        refused = await next_of(evil, "error")
+        assert refused["code"] == "origin"
+        own = await websockets.connect(
+            f"{base}/rooms/{room['id']}/ws",
+            additional_headers=cookie,
+            origin=base.replace("ws://", "http://"),
+        )
+        await own.send(json.dumps({"type": "join"}))
+        await next_of(own, "welcome")
+        await evil.close()
+        await own.close()
+
+
 async def test_chat_hand_and_mute_reach_everyone_in_the_room(app, make_client):
     owner, head = await make_client("employee"), await make_client("unit_head")
     room = (await owner.post("/api/rooms", json={})).json()
