@@ -184,7 +184,7 @@ async function handle(msg) {
       addChat(msg);
       return;
     case "error":
-      state.fatal = ["not_found", "not_invited", "sign_in", "room_full", "capacity"].includes(msg.code);
+      state.fatal = ["not_found", "not_invited", "sign_in", "origin", "room_full", "capacity"].includes(msg.code);
       status(msg.message);
       if (state.fatal) { $("call").hidden = true; $("prejoin").hidden = false; }
       return;
