@@ -76,6 +76,7 @@ class Settings:
     rtc_max_forwarded_streams: int = 600
     rtc_video_kbps: int = 800
     rtc_screen_kbps: int = 1500
+    rtc_ice_servers: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -146,6 +147,7 @@ class Settings:
             "rtc_max_forwarded_streams": _int("RTC_MAX_FORWARDED_STREAMS", 600),
             "rtc_video_kbps": _int("RTC_VIDEO_KBPS", 800),
             "rtc_screen_kbps": _int("RTC_SCREEN_KBPS", 1500),
+            "rtc_ice_servers": _str("RTC_ICE_SERVERS", ""),
         }
         values.update({k: v for k, v in overrides.items() if k not in {"app_env", "var_dir", "database_url"}})
         if values["base_url"] is None:

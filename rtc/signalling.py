@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+from aiortc import RTCIceServer
 from litestar import WebSocket, websocket
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.memory import MemoryChannelsBackend
@@ -28,7 +29,7 @@ from litestar.params import PathParameter
 from app.errors import DomainError
 from app.i18n import translate
 from app.security import current_principal
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 from app.web import request_locale
 from rtc import rooms
 from rtc.sfu import CapacityExceeded, MediaRoom, RoomFull, Sfu
@@ -40,16 +41,39 @@ CHAT_MAX = 1000
 STATE_FLAGS = ("muted", "camera", "screen", "hand")
 
 
+def ice_servers(raw: str) -> list[dict[str, Any]]:
+    """RTC_ICE_SERVERS: a JSON list of {"urls", "username"?, "credential"?} (our own STUN/TURN), or empty."""
+    if not raw.strip():
+        return []
+    try:
+        value = json.loads(raw)
+        servers = [
+            {k: v for k, v in item.items() if k in ("urls", "username", "credential")}
+            for item in value
+            if isinstance(item, dict) and isinstance(item.get("urls"), (str, list))
+        ]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise SettingsError(f"RTC_ICE_SERVERS must be a JSON list of ICE servers: {exc}") from exc
+    if len(servers) != len(value):
+        raise SettingsError('RTC_ICE_SERVERS: every entry needs "urls"')
+    return servers
+
+
 class RtcService:
     """This worker's SFU, the channels that fan signalling out, and the roster of each room held here."""
 
     def __init__(self, settings: Settings, redis: Any | None) -> None:
         self.settings = settings
+        self.ice_servers = ice_servers(settings.rtc_ice_servers)
         self.sfu = Sfu(
             max_streams=settings.rtc_max_forwarded_streams,
             max_participants=settings.rtc_max_participants,
             video_cap_bps=settings.rtc_video_kbps * 1000,
             screen_cap_bps=settings.rtc_screen_kbps * 1000,
+            ice_servers=[
+                RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+                for s in self.ice_servers
+            ],
         )
         backend = RedisChannelsPubSubBackend(redis=redis) if redis is not None else MemoryChannelsBackend()
         self.channels = ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True)
@@ -163,7 +187,7 @@ async def room_socket(socket: WebSocket[Any, Any, Any], room_id: Annotated[str, 
                         "type": "welcome",
                         "you": pid,
                         "participants": list(roster.values()),
-                        "iceServers": [],
+                        "iceServers": service.ice_servers,
                         "maxParticipants": service.sfu.max_participants,
                     }
                 )

@@ -157,3 +157,17 @@ async def test_chat_hand_and_mute_reach_everyone_in_the_room(app, make_client):
             break
         await asyncio.sleep(0.1)
     assert not app.state.rtc.sfu.rooms and not app.state.rtc.rosters
+
+
+def test_ice_servers_come_from_the_setting():
+    import pytest
+
+    from app.settings import SettingsError
+    from rtc.signalling import ice_servers
+
+    assert ice_servers("") == []
+    turn = '[{"urls": "turn:turn.city.example:3478", "username": "u", "credential": "c", "x": 1}]'
+    assert ice_servers(turn) == [{"urls": "turn:turn.city.example:3478", "username": "u", "credential": "c"}]
+    for bad in ("nope", '{"urls": "x"}', '[{"username": "u"}]', "[1]"):
+        with pytest.raises(SettingsError):
+            ice_servers(bad)
