@@ -41,6 +41,7 @@ from rtc.forwarding import (
     RtpHeader,
     SourceClock,
     SpeakerDetector,
+    abs_send_time,
     nack,
     pli,
     receiver_report,
@@ -155,13 +156,16 @@ class Source:
         header = RtpHeader(
             packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc
         )
+        send_time = abs_send_time(now).to_bytes(3, "big")  # computed once for every subscriber
         waiting = False
         forwarded = 0
         for slot in self.slots:
             stream = slot.stream
             if stream is None or slot.owner.transport.state != "connected":
                 continue  # not connected yet: the stream keeps waiting, so its first packet is a key frame
-            data = stream.rewrite(header, packet.payload, now, audio_level=level, keyframe=keyframe)
+            data = stream.rewrite(
+                header, packet.payload, now, audio_level=level, keyframe=keyframe, send_time=send_time
+            )
             if data is None:
                 waiting = waiting or stream.waiting_for_keyframe
                 continue
