@@ -397,7 +397,7 @@ async def list_loans(
             .where(col(Device.asset_tag) == q.upper())
         )
         query = query.where(col(Loan.holder_id).in_(holders) | col(Loan.id).in_(tagged))
-    rows, total = await paged(db, query, col(Loan.id).desc(), page, per_page)
+    rows, total = await paged(db, query, col(Loan.id).desc(), page, per_page, scan=bool(q))
     return schemas.LoanList(items=await loan_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 

@@ -49,21 +49,20 @@ def page_bounds(page: int, per_page: int) -> tuple[int, int]:
 
 
 async def paged(
-    db: AsyncSession, query: Any, order_by: Any, page: int, per_page: int
+    db: AsyncSession, query: Any, order_by: Any, page: int, per_page: int, *, scan: bool = False
 ) -> tuple[list[Any], int]:
-    """One page and the total in a single scan (count(*) OVER ()); a page past the end counts apart."""
-    rows = (
-        await db.execute(
-            query.add_columns(func.count().over())
-            .order_by(order_by)
-            .limit(per_page)
-            .offset((page - 1) * per_page)
-        )
-    ).all()
-    if rows:
-        return [r[0] for r in rows], int(rows[0][1])
+    """One page and the total. With a text search (scan=True) both come from one scan (count(*) OVER ());
+    otherwise an index-ordered page and a separate count are cheaper than windowing every row."""
+    window = query.order_by(order_by).limit(per_page).offset((page - 1) * per_page)
+    if scan:
+        rows = (await db.execute(window.add_columns(func.count().over()))).all()
+        if rows:
+            return [r[0] for r in rows], int(rows[0][1])
+        items: list[Any] = []
+    else:
+        items = list((await db.execute(window)).scalars())
     total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    return [], int(total)
+    return items, int(total)
 
 
 def record(
@@ -289,7 +288,7 @@ async def list_devices(
         query = query.where(col(Device.kind) == kind)
     if status:
         query = query.where(col(Device.status) == status)
-    rows, total = await paged(db, query, col(Device.asset_tag), page, per_page)
+    rows, total = await paged(db, query, col(Device.asset_tag), page, per_page, scan=bool(q))
     holders = await open_holders(db, device_ids=[d.id or 0 for d in rows])
     return schemas.DeviceList(
         items=[device_read(d, holders.get(d.id or 0)) for d in rows],
@@ -493,7 +492,7 @@ async def list_lines(
         query = query.where(col(Line.number).like(like(tail), escape="\\"))
     if status:
         query = query.where(col(Line.status) == status)
-    rows, total = await paged(db, query, col(Line.number), page, per_page)
+    rows, total = await paged(db, query, col(Line.number), page, per_page, scan=bool(digits))
     return schemas.LineList(items=await line_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 
@@ -626,7 +625,7 @@ async def list_sims(db: AsyncSession, *, q: str = "", page: int = 1, per_page: i
     digits = "".join(ch for ch in q if ch.isdigit())
     if digits:
         query = query.where(col(SimCard.iccid).like(like(digits), escape="\\"))
-    rows, total = await paged(db, query, col(SimCard.iccid), page, per_page)
+    rows, total = await paged(db, query, col(SimCard.iccid), page, per_page, scan=bool(digits))
     return schemas.SimList(items=await sim_reads(db, rows), total=int(total), page=page, per_page=per_page)
 
 
