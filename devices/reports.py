@@ -31,7 +31,7 @@ from devices.models import (
     StocktakeScan,
     UsageRecord,
 )
-from devices.services import notice_deadline, record, today
+from devices.services import notice_deadline, open_holders, record, today
 
 EXPECTED_ON_SITE = ("in_stock", "in_repair")
 NOTICE_WINDOW_DAYS = 30
@@ -275,8 +275,6 @@ async def idle_lines(db: AsyncSession, months: int) -> list[schemas.IdleRow]:
     numbers = dict(
         (await db.execute(select(col(Line.id), col(Line.number)).where(col(Line.id).in_(idle_ids)))).all()
     )
-    from devices.services import open_holders
-
     holders = await open_holders(db, line_ids=idle_ids)
     return [
         schemas.IdleRow(

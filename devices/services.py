@@ -6,10 +6,12 @@ No HTTP here. Every change writes one audit event in the caller's transaction.
 from __future__ import annotations
 
 import functools
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -319,8 +321,6 @@ async def create_carrier(
 
 
 def msgspec_dict(data: Any) -> dict[str, Any]:
-    import msgspec
-
     return msgspec.to_builtins(data)  # type: ignore[no-any-return]
 
 
@@ -882,8 +882,6 @@ async def history(db: AsyncSession, entity_type: str, entity_id: int) -> list[sc
             (col(audit.AuditEvent.entity_type) == "loan") & col(audit.AuditEvent.entity_id).in_(loan_ids),
         )
     )
-    import json
-
     out = []
     for e in (await db.execute(query.order_by(col(audit.AuditEvent.id)))).scalars():
         detail: dict[str, object] = {}
@@ -895,8 +893,6 @@ async def history(db: AsyncSession, entity_type: str, entity_id: int) -> list[sc
 
 async def history_of_loan(db: AsyncSession, loan_id: int) -> list[schemas.HistoryEntry]:
     """Checkout, acceptance and return of one loan, oldest first."""
-    import json
-
     query = select(audit.AuditEvent).where(
         col(audit.AuditEvent.entity_type) == "loan", col(audit.AuditEvent.entity_id) == str(loan_id)
     )
