@@ -299,3 +299,24 @@ async def test_home_page_lets_people_ask_for_equipment(employee):
     assert r.status_code == 303 and r.headers["location"] == "/devices/mine?done=requested"
     home = await employee.get("/")
     assert 'action="/devices/mine/requests"' not in home.text and "情報政策課からの連絡" in home.text
+
+
+async def test_wizard_and_return_forms_explain_problems(it, employee):
+    pc, _router, line = await make_bundle(it)
+    me = (await employee.get("/api/me")).json()
+    token = it.headers["x-csrftoken"]
+    form = {"holder_id": str(me["id"]), "device_ids": str(pc), "line_ids": str(line), "_csrf_token": token}
+    r = await it.post("/devices/loans/new", data=form)
+    assert r.status_code == 303
+    loan_path = r.headers["location"]
+    again = await it.post("/devices/loans/new", data=form)
+    assert again.status_code == 409 and "PC-100" in again.text and "貸出中" in again.text
+    assert 'name="device_ids"' in again.text  # the wizard is shown again, not a bare error page
+    r = await it.post("/devices/loans/new", data={"holder_id": str(me["id"]), "_csrf_token": token})
+    assert r.status_code == 422 and "1つ以上" in r.text
+    loan = await it.get(loan_path)
+    item = loan.text.split('name="condition-')[1].split('"')[0]
+    r = await it.post(f"{loan_path}/return", data={f"condition-{item}": "good", "_csrf_token": token})
+    assert r.status_code == 303
+    r = await it.post(f"{loan_path}/return", data={"_csrf_token": token})
+    assert r.status_code == 409 and "返却済み" in r.text
