@@ -6,12 +6,14 @@ Arguments after a benchmark's name go to it, e.g. `python -m bench telework --ro
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import indicator, startup, telework
+from bench import devices, indicator, rtc, startup, telework
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], object]] = {
     "startup": lambda _args: startup.main(),
     "telework": telework.main,
     "indicator": indicator.main,
+    "devices": devices.main,
+    "rtc": rtc.main,
 }
 
 if __name__ == "__main__":
