@@ -12,8 +12,8 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], object]] = {
     "startup": lambda _args: startup.main(),
     "telework": telework.main,
     "indicator": indicator.main,
-    "devices": devices.main,
-    "rtc": rtc.main,
+    "devices": lambda args: devices.main(list(args)),
+    "rtc": lambda args: rtc.main(list(args)),
 }
 
 if __name__ == "__main__":
