@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from urllib.parse import urlsplit
 
 from icalendar import Calendar, Event, Timezone, vDuration
@@ -131,6 +132,14 @@ def _event(day: FeedDay, *, locale: str, host: str, times: PartTimes, details: b
     return event
 
 
+@cache
+def _tokyo_zone() -> Timezone:
+    """The VTIMEZONE, built once (15–20 ms a time); shared by every feed and never changed after."""
+    zone = Timezone.from_tzid(TZID)
+    zone.pop("COMMENT", None)  # "only works 1970–2038": Japan has kept +09:00 without DST since 1951
+    return zone
+
+
 def build_calendar(
     days: Iterable[FeedDay],
     *,
@@ -159,9 +168,7 @@ def build_calendar(
     cal.add("x-published-ttl", vDuration(refresh))  # Outlook
     # Always present, even for an empty feed: a calendar needs one component, and clients that
     # ignore TZID definitions still find the zone named by X-WR-TIMEZONE.
-    zone = Timezone.from_tzid(TZID)
-    zone.pop("COMMENT", None)  # "only works 1970–2038": Japan has kept +09:00 without DST since 1951
-    cal.add_component(zone)
+    cal.add_component(_tokyo_zone())
     ordered = sorted(days, key=lambda d: (d.day, PART_ORDER.get(d.part, 9), d.id))
     for day in ordered:
         cal.add_component(_event(day, locale=locale, host=host, times=times, details=details))
