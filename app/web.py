@@ -38,6 +38,12 @@ def request_locale(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return negotiate(connection.headers.get("accept-language"), default)
 
 
+def current_nav(path: str, nav: list[NavItem]) -> str | None:
+    """The menu entry for this page: the longest menu path that is the page or a folder above it."""
+    matches = [item.path for item in nav if path == item.path or path.startswith(item.path.rstrip("/") + "/")]
+    return max(matches, key=len, default=None)
+
+
 def page_context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any]:
     locale = request_locale(request)
     principal = current_principal(request)
@@ -52,6 +58,7 @@ def page_context(request: Request[Any, Any, Any], **extra: Any) -> dict[str, Any
         "me": principal,
         "nav": nav,
         "current_path": request.url.path,
+        "current_nav": current_nav(request.url.path, nav),
         "sso_enabled": getattr(request.app.state, "oidc", None) is not None,
         "local_login": request.app.state.settings.local_login,
         **extra,
