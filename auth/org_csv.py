@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -15,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import audit
-from app.csvutil import FORMULA_START, excel_csv
+from app.csvutil import excel_csv, read_records, unguard
 from app.db import utcnow
 from app.errors import Conflict, DomainError
 from app.security import ROLES, Principal
@@ -132,31 +130,12 @@ class Sheet:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _cell(value: str) -> str:
-    value = value.strip()
-    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
-        return value[1:]  # undo the export's formula guard so a round trip is unchanged
-    return value
+_cell = unguard
 
 
 def parse(text: str, kind: Kind) -> Sheet:
     """Rows of a CSV text; a broken file or header is an error for the whole file."""
-    if not text.strip():
-        raise DomainError("csv.empty", status_code=422)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[tuple[int, list[str]]] = []
-    line = 1
-    try:
-        for cells in reader:
-            start, line = line, reader.line_num + 1
-            if any(c.strip() for c in cells):
-                records.append((start, cells))
-            if len(records) > MAX_ROWS + 1:
-                raise DomainError("csv.too_many_rows", status_code=413, max=MAX_ROWS)
-    except csv.Error as exc:
-        raise DomainError("csv.malformed", status_code=400, line=reader.line_num) from exc
-    if not records:
-        raise DomainError("csv.empty", status_code=422)
+    records = read_records(text, MAX_ROWS)
     header_line, header = records[0]
     sheet = Sheet(columns=_header(header_line, header, kind), records=len(records) - 1)
     for start, cells in records[1:]:

@@ -7,9 +7,7 @@ Exports never contain a PIN or PUK; a SIM file may bring them in, and they are e
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import re
 import unicodedata
 from collections.abc import Callable
@@ -21,7 +19,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.csvutil import FORMULA_START, excel_csv
+from app.csvutil import excel_csv, read_records, unguard
 from app.db import utcnow
 from app.errors import DomainError
 from app.security import Principal
@@ -150,31 +148,12 @@ def _norm(text: str) -> str:
     return re.sub(r"[\s\-]+", "_", unicodedata.normalize("NFKC", text).strip().casefold())
 
 
-def _cell(value: str) -> str:
-    value = value.strip()
-    if value.startswith("'") and value.lstrip("'").startswith(FORMULA_START):
-        return value[1:]
-    return value
+_cell = unguard
 
 
 def parse(text: str, kind: Kind) -> tuple[list[str], list[tuple[int, dict[str, str]]], list[dict[str, Any]]]:
     """Columns, rows (file line, cells) and whole-row errors; a broken file or header fails as a whole."""
-    if not text.strip():
-        raise DomainError("csv.empty", status_code=422)
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    records: list[tuple[int, list[str]]] = []
-    line = 1
-    try:
-        for cells in reader:
-            start, line = line, reader.line_num + 1
-            if any(c.strip() for c in cells):
-                records.append((start, cells))
-            if len(records) > MAX_ROWS + 1:
-                raise DomainError("csv.too_many_rows", status_code=413, max=MAX_ROWS)
-    except csv.Error as exc:
-        raise DomainError("csv.malformed", status_code=400, line=reader.line_num) from exc
-    if not records:
-        raise DomainError("csv.empty", status_code=422)
+    records = read_records(text, MAX_ROWS)
     header_line, header = records[0]
     lookup = {_norm(alias): c for c, aliases in COLUMNS[kind].items() for alias in (c, *aliases)}
     errors: list[dict[str, Any]] = []
