@@ -340,6 +340,12 @@ class Participant:
     async def send_tracks(self) -> None:
         await self.send({"type": "tracks", "tracks": self.track_map()})
 
+    async def send_tracks_settled(self) -> None:
+        """The map again once a negotiation in flight is over: its offer may carry an older map."""
+        async with self._lock:
+            with contextlib.suppress(Exception):  # they may have left too, meanwhile
+                await self.send_tracks()
+
     async def send_rtcp(self, data: bytes) -> None:
         with contextlib.suppress(ConnectionError):
             await glue.send_rtp(self.transport, data)
@@ -488,6 +494,7 @@ class MediaRoom:
         for other in self.participants.values():
             with contextlib.suppress(Exception):
                 await other.send({"type": "tracks", "tracks": other.track_map()})
+            self.sfu.spawn(other.send_tracks_settled)
         await leaver.close()
         if not self.participants:
             await self.close()
