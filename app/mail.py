@@ -59,6 +59,11 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = None
     status: str = Field(default="pending", max_length=10)
     dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    # An iCalendar object sent beside the text (iTIP over e-mail, RFC 6047): its METHOD decides the part's
+    # ``method=`` parameter. Empty for plain messages.
+    calendar_text: str = Field(
+        default="", sa_column=Column(Text, nullable=False, default="", server_default="")
+    )
 
 
 async def enqueue(

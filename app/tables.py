@@ -6,6 +6,7 @@ import app.audit
 import app.mail  # noqa: F401
 import auth.models  # noqa: F401
 import devices.models  # noqa: F401
+import rtc.models  # noqa: F401
 import scheduling.models  # noqa: F401
 import surveys.models  # noqa: F401
 

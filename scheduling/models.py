@@ -240,3 +240,77 @@ class IndicatorTarget(SQLModel, table=True):
     note: str = Field(default="", max_length=500)
     updated_by: int | None = Field(default=None, foreign_key="app_user.id")
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+MEETING_STATUSES = ("scheduled", "cancelled")
+ATTENDEE_ROLES = ("attendee", "cohost")
+PARTSTATS = ("NEEDS-ACTION", "ACCEPTED", "DECLINED", "TENTATIVE")
+
+
+class Meeting(SQLModel, table=True):
+    """A scheduled online meeting (one event or a weekly/monthly series) and its room.
+
+    ``uid`` is the iCalendar UID and never changes; ``sequence`` is bumped on every change that is sent
+    to attendees (RFC 5546). Times are stored in UTC; ``tz`` is the zone they were entered in (Asia/Tokyo).
+    ``rrule`` is an RFC 5545 RRULE value (FREQ=WEEKLY or MONTHLY, with COUNT or UNTIL) or empty for one event.
+    """
+
+    __tablename__ = "meeting"
+    __table_args__ = (Index("ix_meeting_start", "start_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    uid: str = Field(max_length=120, unique=True)
+    room_id: str = Field(max_length=32, unique=True)  # the rtc room's id: /rooms/<room_id>
+    organizer_id: int = Field(foreign_key="app_user.id", index=True)
+    unit_id: int | None = Field(default=None, foreign_key="org_unit.id")  # organizer's unit when created
+    title: str = Field(max_length=200)
+    agenda: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    start_at: datetime
+    end_at: datetime
+    tz: str = Field(default="Asia/Tokyo", max_length=40)
+    rrule: str = Field(default="", max_length=200)
+    series_end_at: datetime | None = None  # end of the last occurrence (None: one event, or unbounded)
+    sequence: int = Field(default=0)
+    status: str = Field(default="scheduled", max_length=10)
+    lobby: bool = Field(default=False)  # hold everyone but the hosts in the lobby (guests always wait)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingAttendee(SQLModel, table=True):
+    """Someone invited: a person from the directory (``user_id``) or an outside e-mail address."""
+
+    __tablename__ = "meeting_attendee"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "email", name="uq_meeting_attendee_email"),
+        Index("ix_meeting_attendee_user", "user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    email: str = Field(max_length=254)
+    name: str = Field(default="", max_length=100)
+    role: str = Field(default="attendee", max_length=10)
+    partstat: str = Field(default="NEEDS-ACTION", max_length=12)
+    responded_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MeetingOccurrence(SQLModel, table=True):
+    """An exception to a series: one occurrence moved (new start/end) or cancelled.
+
+    ``recurrence_id`` is the occurrence's original start (UTC), as RECURRENCE-ID identifies it.
+    """
+
+    __tablename__ = "meeting_occurrence"
+    __table_args__ = (UniqueConstraint("meeting_id", "recurrence_id", name="uq_meeting_occurrence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="meeting.id", index=True)
+    recurrence_id: datetime
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    cancelled: bool = Field(default=False)
+    sequence: int = Field(default=0)
+    updated_at: datetime = Field(default_factory=utcnow)
