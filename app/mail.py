@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -74,13 +75,24 @@ async def enqueue(
     *,
     dedupe_key: str | None = None,
     send_after: datetime | None = None,
+    calendar: str = "",
 ) -> OutboxMessage | None:
-    """Queue a message in the caller's transaction; None when a message with this dedupe key exists."""
+    """Queue a message in the caller's transaction; None when a message with this dedupe key exists.
+
+    ``calendar``: an iCalendar object with a METHOD (an invitation or cancellation), sent beside the text.
+    """
     if len(to) > 254 or any(c in to + subject for c in "\r\n"):
         raise ValueError("mail address too long, or a line break in the address or subject")
+    if calendar and calendar_method(calendar) is None:
+        raise ValueError("a calendar part needs a METHOD (RFC 6047)")
     subject = subject if len(subject) <= 255 else subject[:254] + "…"
     message = OutboxMessage(
-        to_addr=to, subject=subject, body_text=body, send_after=send_after or utcnow(), dedupe_key=dedupe_key
+        to_addr=to,
+        subject=subject,
+        body_text=body,
+        send_after=send_after or utcnow(),
+        dedupe_key=dedupe_key,
+        calendar_text=calendar,
     )
     if dedupe_key is None:
         db.add(message)
@@ -105,10 +117,27 @@ class _Outgoing:
     subject: str
     body_text: str
     created_at: datetime
+    calendar_text: str = ""
+
+
+_METHOD = re.compile(r"^METHOD:([A-Za-z-]+)\r?$", re.MULTILINE)
+
+
+def calendar_method(calendar: str) -> str | None:
+    """The iTIP METHOD of an iCalendar object (REQUEST, CANCEL, ...), read from its VCALENDAR header."""
+    head = calendar.split("BEGIN:VEVENT", 1)[0].split("BEGIN:VTIMEZONE", 1)[0]
+    found = _METHOD.search(head)
+    return found.group(1).upper() if found else None
 
 
 def build_message(item: _Outgoing, sender: str) -> EmailMessage:
-    """A standard MIME message: UTF-8 subject (RFC 2047) and body (base64), Date and a stable Message-ID."""
+    """A standard MIME message: UTF-8 subject (RFC 2047) and body (base64), Date and a stable Message-ID.
+
+    With a calendar object it is iTIP over e-mail (RFC 6047), laid out as Google Calendar sends it, which
+    Outlook, Gmail and Apple Mail all show as an invitation with answer buttons:
+    multipart/mixed [ multipart/alternative [ text/plain, text/calendar; method=... ], invite.ics ].
+    The inline part is what calendar-aware clients act on; the attachment serves those that ignore it.
+    """
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = item.to_addr
@@ -117,6 +146,22 @@ def build_message(item: _Outgoing, sender: str) -> EmailMessage:
     domain = sender.rpartition("@")[2].strip("> ") or "localhost"
     msg["Message-ID"] = f"<outbox.{item.id}.{int(item.created_at.timestamp())}@{domain}>"
     msg.set_content(item.body_text, charset="utf-8", cte="base64")
+    method = calendar_method(item.calendar_text) if item.calendar_text else None
+    if method is None:
+        return msg
+    ics = item.calendar_text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
+    # Bytes keep the object's CRLF line ends exactly (base64 carries them unchanged through any MTA).
+    msg.add_alternative(
+        ics, maintype="text", subtype="calendar", cte="base64", params={"charset": "UTF-8", "method": method}
+    )
+    msg.add_attachment(  # turns the message into multipart/mixed around the alternative
+        ics,
+        maintype="application",
+        subtype="ics",
+        cte="base64",
+        filename="invite.ics",
+        params={"name": "invite.ics"},
+    )
     return msg
 
 
@@ -162,7 +207,16 @@ async def _claim(maker: async_sessionmaker[AsyncSession], limit: int) -> list[_O
         batch = []
         for row in rows:
             row.send_after = now + LEASE
-            batch.append(_Outgoing(row.id or 0, row.to_addr, row.subject, row.body_text, row.created_at))
+            batch.append(
+                _Outgoing(
+                    row.id or 0,
+                    row.to_addr,
+                    row.subject,
+                    row.body_text,
+                    row.created_at,
+                    row.calendar_text or "",
+                )
+            )
     return batch
 
 
@@ -199,9 +253,10 @@ async def deliver_due(
     if not settings.smtp_host:
         for item in batch:
             log.info(
-                "mail (no SMTP_HOST, not sent) to=%s subject=%s\n%s",
+                "mail (no SMTP_HOST, not sent) to=%s subject=%s%s\n%s",
                 item.to_addr,
                 item.subject,
+                f" calendar=METHOD:{calendar_method(item.calendar_text)}" if item.calendar_text else "",
                 item.body_text,
             )
         return await _record(session_maker, dict.fromkeys((i.id for i in batch), None), "logged")
