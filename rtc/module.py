@@ -15,7 +15,7 @@ HERE = Path(__file__).resolve().parent
 
 async def start(app: Litestar) -> None:
     """The SFU and the signalling channels (Redis when configured, so several web workers share them)."""
-    service = RtcService(app.state.settings, app.state.backends.redis)
+    service = RtcService(app.state.settings, app.state.backends.redis, app.state.db_sessions)
     await service.start()
     app.state.rtc = service
 

@@ -16,6 +16,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rtc import usage
 from rtc.access import Identity
 from rtc.sfu import CapacityExceeded, RoomFull
 
@@ -63,6 +64,7 @@ async def run(service: RtcService, link: Link, room_id: str, who: Identity, firs
         "hand": False,
     }
     roster[pid] = me
+    stay = await usage.joined(service.db_sessions, room_id, who, worker=service.worker_id)
     try:
         async with service.channels.start_subscription([f"rtc.{room_id}"]) as subscriber:
 
@@ -94,6 +96,7 @@ async def run(service: RtcService, link: Link, room_id: str, who: Identity, firs
             service.rosters.pop(room_id, None)
         await media.leave(pid)
         service.publish(room_id, {"type": "left", "participant": pid})
+        await usage.left(service.db_sessions, stay)
 
 
 async def _serve(link: Link, service: RtcService, room_id: str, participant: Any, me: dict[str, Any]) -> None:

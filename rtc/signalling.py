@@ -10,6 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import secrets
+import socket as socket_module
 from contextlib import AsyncExitStack
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -21,6 +24,7 @@ from litestar.channels.backends.memory import MemoryChannelsBackend
 from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import PathParameter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import DomainError
 from app.i18n import translate
@@ -55,8 +59,16 @@ def ice_servers(raw: str) -> list[dict[str, Any]]:
 class RtcService:
     """This worker's SFU, the channels that fan signalling out, and the roster of each room held here."""
 
-    def __init__(self, settings: Settings, redis: Any | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Any | None,
+        db_sessions: async_sessionmaker[AsyncSession] | None = None,
+    ) -> None:
         self.settings = settings
+        self.db_sessions = db_sessions
+        # This process among the workers (host, pid and a random part, so a restarted pid is a new worker).
+        self.worker_id = f"{socket_module.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.ice_servers = ice_servers(settings.rtc_ice_servers)
         self.sfu = Sfu(
             max_streams=settings.rtc_max_forwarded_streams,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.route_rule import PUBLIC, SIGNED_IN, Rule, page
+from tests.rtc.usage_route_rules import RULES as USAGE_RULES
 
 RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/rooms"): Rule(SIGNED_IN, ok=201, body={}),
@@ -15,6 +16,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/rooms"): Rule(SIGNED_IN, ok=303, form={}),
     ("GET", "/rooms/{room_id:str}"): page(*SIGNED_IN, ok=404),
     ("GET", "/rtc/static/{name:str}"): Rule(PUBLIC),
+    **USAGE_RULES,
 }
 
 
