@@ -9,7 +9,15 @@ from litestar import Litestar
 from litestar.datastructures import State
 
 from app.modules import Module
-from scheduling import admin_pages, approvals, feed_controllers, indicator, indicator_controllers, pages
+from scheduling import (
+    admin_pages,
+    approvals,
+    feed_controllers,
+    indicator,
+    indicator_controllers,
+    meeting_controllers,
+    pages,
+)
 from scheduling.config import TeleworkConfig
 from scheduling.controllers import TeleworkApi
 
@@ -54,6 +62,7 @@ MODULE = Module(
         indicator_controllers.IndicatorApi,
         indicator_controllers.IndicatorPages,
         *admin_pages.ROUTE_HANDLERS,
+        meeting_controllers.MeetingApi,
     ],
     nav=[*pages.NAV, *admin_pages.NAV, *indicator_controllers.NAV],
     home_panels=[pages.home_panel],

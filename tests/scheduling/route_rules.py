@@ -167,6 +167,55 @@ ADMIN_PAGE_RULES: dict[tuple[str, str], Rule] = {
 RULES.update(ADMIN_PAGE_RULES)
 
 
+# Meetings (tests/scheduling/test_meetings_*.py). The sample meeting is 100019's, with the demo employee
+# (100012) invited: the employee may read and answer it but not cancel it (403); to everyone else it
+# does not exist (404). Empty bodies are refused before any permission check (400).
+M = "/api/meetings"
+MEETING_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", M): Rule(SIGNED_IN),
+    ("POST", M): Rule(SIGNED_IN, ok=400, body={}),
+    ("GET", f"{M}/directory"): Rule(SIGNED_IN),
+    ("GET", f"{M}/freebusy"): Rule(SIGNED_IN, ok=400),  # no users/from/to
+    ("GET", f"{M}/{{meeting_id:int}}"): Rule(("employee",), denied=404),
+    ("PUT", f"{M}/{{meeting_id:int}}"): Rule(SIGNED_IN, ok=400, body={}),
+    ("POST", f"{M}/{{meeting_id:int}}/cancel"): Rule(("employee",), ok=403, denied=404, body={}),
+    ("POST", f"{M}/{{meeting_id:int}}/occurrences/{{recurrence_id:str}}/move"): Rule(
+        SIGNED_IN, ok=400, body={}
+    ),
+    ("POST", f"{M}/{{meeting_id:int}}/occurrences/{{recurrence_id:str}}/cancel"): Rule(
+        ("employee",), ok=403, denied=404, body={}
+    ),
+    ("POST", f"{M}/{{meeting_id:int}}/respond"): Rule(("employee",), denied=404, body={"answer": "ACCEPTED"}),
+}
+RULES.update(MEETING_RULES)
+
+
+async def meeting_samples(db: Any) -> dict[str, str]:
+    """A meeting of 100019's in 2030 with the demo employee (100012) invited."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from auth.models import User
+    from scheduling.models import Meeting, MeetingAttendee
+
+    organizer = (await db.execute(select(User.id).where(User.employee_number == "100019"))).scalar_one()
+    member = (await db.execute(select(User).where(User.employee_number == "100012"))).scalar_one()
+    meeting = Meeting(
+        uid="meeting-route-rules@localhost",
+        room_id="route-rules-room",
+        organizer_id=organizer,
+        title="sample",
+        start_at=datetime(2030, 6, 3, 1, 0, tzinfo=UTC),
+        end_at=datetime(2030, 6, 3, 2, 0, tzinfo=UTC),
+    )
+    db.add(meeting)
+    await db.flush()
+    db.add(MeetingAttendee(meeting_id=meeting.id, user_id=member.id, email=member.email, name=member.name))
+    await db.commit()
+    return {"{meeting_id:int}": str(meeting.id), "{recurrence_id:str}": "20300603T010000Z"}
+
+
 async def samples(db: Any) -> dict[str, str]:
     """Values for this package's path placeholders (e.g. '{loan_id:int}': '3'), made in the test database."""
-    return {**await telework_samples(db), **await feed_samples(db)}
+    return {**await telework_samples(db), **await feed_samples(db), **await meeting_samples(db)}

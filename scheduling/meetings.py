@@ -1,0 +1,600 @@
+"""Meeting scheduling: create, change, cancel a meeting or one occurrence, answer an invitation.
+
+Rules: the organizer and co-hosts may change a meeting and its occurrences; only the organizer cancels
+the whole series. Every change that attendees must hear about bumps ``Meeting.sequence`` with a
+compare-and-set on the sequence the change was based on, so two edits at once never lose one: the
+second gets 409 (stale). Invitations (iTIP REQUEST/CANCEL) are queued in the same transaction, after
+the rows are flushed; every change writes one audit event in that transaction too.
+Reading (my meetings, one meeting, directory, free/busy) lives in `scheduling.meeting_queries`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from app.audit import record
+from app.errors import Conflict, DomainError, Forbidden, NotFound
+from app.security import Principal
+from app.settings import Settings
+from auth.models import User
+from scheduling import invitations
+from scheduling.config import TOKYO
+from scheduling.ical import uid_host
+from scheduling.meeting_recurrence import Recurrence, build_rrule, expand, starts, utc
+from scheduling.meeting_schemas import MeetingIn, MeetingUpdate, OccurrenceMoveIn
+from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence
+
+MAX_LENGTH = timedelta(hours=12)
+MAX_ATTENDEES = 200
+ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{8,32}$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
+ANSWERS = ("ACCEPTED", "DECLINED", "TENTATIVE")
+
+
+@dataclass(frozen=True)
+class Invitee:
+    user_id: int | None
+    email: str  # lower case
+    name: str
+    role: str  # attendee, cohost
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A meeting as validated from input: what the rows should say."""
+
+    title: str
+    agenda: str
+    start_at: datetime  # UTC
+    end_at: datetime
+    rrule: str
+    series_end_at: datetime | None
+    invitees: list[Invitee]
+    lobby: bool
+
+
+def local(value: datetime) -> datetime:
+    """A time without an offset is Asia/Tokyo wall time; returned in UTC."""
+    return (value.replace(tzinfo=TOKYO) if value.tzinfo is None else value).astimezone(UTC)
+
+
+def clean(text: str) -> str:
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
+
+
+def check_times(start: datetime, end: datetime, now: datetime, field: str = "mt_start") -> None:
+    if end <= start:
+        raise DomainError("meeting.end_before_start", field="mt_end", status_code=422)
+    if end - start > MAX_LENGTH:
+        raise DomainError("meeting.too_long", field="mt_end", hours=12, status_code=422)
+    if start < now:
+        raise DomainError("meeting.in_past", field=field, status_code=422)
+
+
+async def resolve_invitees(db: AsyncSession, organizer_id: int, data: MeetingIn) -> list[Invitee]:
+    """People from the directory (active only) and outside addresses; the organizer is left out."""
+    ids = [i for i in dict.fromkeys([*data.attendee_ids, *data.cohost_ids]) if i != organizer_id]
+    cohosts = set(data.cohost_ids)
+    emails: list[str] = []
+    for raw in data.emails:
+        address = raw.strip().lower()
+        if not address:
+            continue
+        if len(address) > 254 or not EMAIL.match(address):
+            raise DomainError("meeting.bad_email", field="mt_emails", email=raw[:80], status_code=422)
+        emails.append(address)
+    emails = list(dict.fromkeys(emails))
+    if len(ids) + len(emails) > MAX_ATTENDEES:
+        raise DomainError("meeting.too_many", field="mt_attendees", n=MAX_ATTENDEES, status_code=422)
+    people: dict[int, User] = {}
+    if ids:
+        rows = await db.execute(select(User).where(col(User.id).in_(ids), col(User.active).is_(True)))
+        people = {u.id: u for u in rows.scalars() if u.id is not None}
+        missing = [i for i in ids if i not in people]
+        if missing:
+            raise DomainError("meeting.unknown_person", field="mt_attendees", id=missing[0], status_code=422)
+    out = [
+        Invitee(i, people[i].email.lower(), people[i].name, "cohost" if i in cohosts else "attendee")
+        for i in ids
+    ]
+    known = {inv.email for inv in out}
+    if emails:  # an address of someone in the directory invites that person
+        rows = await db.execute(select(User).where(col(User.email).in_(emails), col(User.active).is_(True)))
+        by_email = {u.email.lower(): u for u in rows.scalars()}
+        for address in emails:
+            if address in known:
+                continue
+            user = by_email.get(address)
+            if user is not None and user.id == organizer_id:
+                continue
+            out.append(Invitee(user.id if user else None, address, user.name if user else "", "attendee"))
+            known.add(address)
+    if len(out) > MAX_ATTENDEES:
+        raise DomainError("meeting.too_many", field="mt_attendees", n=MAX_ATTENDEES, status_code=422)
+    return out
+
+
+def recurrence_of(data: MeetingIn) -> Recurrence:
+    until = None
+    if data.until is not None:  # the last day a meeting may start on, to its end
+        until = datetime.combine(data.until, time(23, 59, 59), tzinfo=TOKYO)
+    return Recurrence(
+        freq=data.freq,
+        interval=data.interval,
+        byday=tuple(data.byday),
+        monthly_by=data.monthly_by,
+        count=data.count,
+        until=until,
+    )
+
+
+async def plan(
+    db: AsyncSession, organizer_id: int, data: MeetingIn, now: datetime, *, check_past: bool = True
+) -> Plan:
+    """Validate the input into rows-to-be; every refusal names the field and says why (422)."""
+    title = clean(data.title)
+    if not 1 <= len(title) <= 200:
+        raise DomainError("meeting.title", field="title", status_code=422)
+    start, end = local(data.start), local(data.end)
+    if end <= start:
+        raise DomainError("meeting.end_before_start", field="mt_end", status_code=422)
+    if end - start > MAX_LENGTH:
+        raise DomainError("meeting.too_long", field="mt_end", hours=12, status_code=422)
+    if check_past and start < now:
+        raise DomainError("meeting.in_past", field="mt_start", status_code=422)
+    if start.year > 2100:
+        raise DomainError("meeting.too_far", field="mt_start", status_code=422)
+    rrule = build_rrule(recurrence_of(data), start, TOKYO)
+    series_end = None
+    if rrule:
+        series_end = starts(rrule, start, TOKYO)[-1] + (end - start)
+    invitees = await resolve_invitees(db, organizer_id, data)
+    return Plan(
+        title=title,
+        agenda=clean(data.agenda),
+        start_at=start,
+        end_at=end,
+        rrule=rrule,
+        series_end_at=series_end,
+        invitees=invitees,
+        lobby=data.lobby,
+    )
+
+
+def snapshot(meeting: Meeting) -> dict[str, Any]:
+    return {
+        "title": meeting.title,
+        "start_at": utc(meeting.start_at).isoformat(),
+        "end_at": utc(meeting.end_at).isoformat(),
+        "rrule": meeting.rrule,
+        "lobby": meeting.lobby,
+        "status": meeting.status,
+        "sequence": meeting.sequence,
+    }
+
+
+async def load(db: AsyncSession, meeting_id: int) -> Meeting:
+    meeting = await db.get(Meeting, meeting_id)
+    if meeting is None:
+        raise NotFound("meeting.not_found")
+    return meeting
+
+
+async def attendees_of(db: AsyncSession, meeting_id: int) -> list[MeetingAttendee]:
+    rows = await db.execute(
+        select(MeetingAttendee)
+        .where(col(MeetingAttendee.meeting_id) == meeting_id)
+        .order_by(col(MeetingAttendee.id))
+    )
+    return list(rows.scalars())
+
+
+async def exceptions_of(db: AsyncSession, meeting_id: int) -> list[MeetingOccurrence]:
+    rows = await db.execute(
+        select(MeetingOccurrence)
+        .where(col(MeetingOccurrence.meeting_id) == meeting_id)
+        .order_by(col(MeetingOccurrence.recurrence_id))
+    )
+    return list(rows.scalars())
+
+
+async def role_of(db: AsyncSession, meeting: Meeting, principal: Principal) -> str | None:
+    """organizer, cohost, attendee, or None for someone not invited."""
+    if meeting.organizer_id == principal.id:
+        return "organizer"
+    row = (
+        await db.execute(
+            select(MeetingAttendee.role).where(
+                col(MeetingAttendee.meeting_id) == meeting.id, col(MeetingAttendee.user_id) == principal.id
+            )
+        )
+    ).first()
+    return str(row[0]) if row else None
+
+
+async def editable(
+    db: AsyncSession, meeting_id: int, principal: Principal, *, organizer_only: bool
+) -> Meeting:
+    """The meeting, if this person may change it: not invited is 'not found', an attendee 'forbidden'."""
+    meeting = await load(db, meeting_id)
+    role = await role_of(db, meeting, principal)
+    if role is None:
+        raise NotFound("meeting.not_found")
+    if role == "attendee" or (organizer_only and role != "organizer"):
+        raise Forbidden("meeting.organizer_only" if organizer_only else "meeting.hosts_only")
+    if meeting.status == "cancelled":
+        raise Conflict("meeting.cancelled")
+    return meeting
+
+
+async def claim(db: AsyncSession, meeting: Meeting, based_on: int, now: datetime) -> int:
+    """Bump the sequence if it is still the one the change was based on (else 409: changed meanwhile)."""
+    result = await db.execute(
+        update(Meeting)
+        .where(col(Meeting.id) == meeting.id, col(Meeting.sequence) == based_on)
+        .values(sequence=based_on + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise Conflict("meeting.stale")
+    meeting.sequence = based_on + 1
+    meeting.updated_at = now
+    return meeting.sequence
+
+
+async def series_end(db: AsyncSession, meeting: Meeting) -> datetime | None:
+    """End of the last occurrence, moved ones included (None for a single meeting)."""
+    if not meeting.rrule:
+        return None
+    exc = await exceptions_of(db, meeting.id or 0)
+    occ = expand(
+        meeting.rrule,
+        meeting.start_at,
+        meeting.end_at,
+        TOKYO,
+        [(e.recurrence_id, e.start_at, e.end_at, e.cancelled) for e in exc],
+    )
+    live = [o.end_at for o in occ if not o.cancelled] or [o.end_at for o in occ]
+    return max(live)
+
+
+# ---------------------------------------------------------------- writing
+
+
+async def create(
+    db: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    data: MeetingIn,
+    now: datetime,
+    *,
+    ip: str = "",
+) -> Meeting:
+    """Schedule a meeting (or series) with its own room and invite everyone named."""
+    p = await plan(db, principal.id, data, now)
+    twin = (
+        await db.execute(
+            select(Meeting.id).where(
+                col(Meeting.organizer_id) == principal.id,
+                col(Meeting.status) == "scheduled",
+                col(Meeting.title) == p.title,
+                col(Meeting.start_at) == p.start_at,
+            )
+        )
+    ).first()
+    if twin is not None:  # a second click on "schedule" must not make a second meeting
+        raise Conflict("meeting.duplicate", field="title")
+    room_id = secrets.token_urlsafe(12)
+    assert ROOM_ID.match(room_id)
+    meeting = Meeting(
+        uid=f"meeting-{secrets.token_hex(16)}@{uid_host(settings.base_url)}",
+        room_id=room_id,
+        organizer_id=principal.id,
+        unit_id=principal.unit_id,
+        title=p.title,
+        agenda=p.agenda,
+        start_at=p.start_at,
+        end_at=p.end_at,
+        tz="Asia/Tokyo",
+        rrule=p.rrule,
+        series_end_at=p.series_end_at,
+        lobby=p.lobby,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(meeting)
+    await db.flush()
+    assert meeting.id is not None
+    db.add_all(
+        MeetingAttendee(
+            meeting_id=meeting.id, user_id=i.user_id, email=i.email, name=i.name, role=i.role, created_at=now
+        )
+        for i in p.invitees
+    )
+    await db.flush()
+    record(
+        db,
+        "meeting.created",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting.id,
+        after={**snapshot(meeting), "attendees": len(p.invitees)},
+        ip=ip,
+    )
+    if p.invitees:
+        await invitations.queue_request(db, settings, meeting.id)
+    return meeting
+
+
+async def update_meeting(
+    db: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    meeting_id: int,
+    data: MeetingUpdate,
+    now: datetime,
+    *,
+    ip: str = "",
+) -> Meeting:
+    """Change a meeting: current attendees get the new version, removed ones a cancellation."""
+    meeting = await editable(db, meeting_id, principal, organizer_only=False)
+    if data.sequence != meeting.sequence:
+        raise Conflict("meeting.stale")
+    if utc(meeting.series_end_at or meeting.end_at) < now:
+        raise Conflict("meeting.over")
+    p = await plan(db, meeting.organizer_id, data, now, check_past=False)
+    times_changed = (
+        p.start_at != utc(meeting.start_at) or p.end_at != utc(meeting.end_at) or p.rrule != meeting.rrule
+    )
+    if times_changed and p.start_at < now and p.start_at != utc(meeting.start_at):
+        raise DomainError("meeting.in_past", field="mt_start", status_code=422)
+    before = snapshot(meeting)
+    current = await attendees_of(db, meeting_id)
+    wanted = {i.email: i for i in p.invitees}
+    removed = [a for a in current if a.email not in wanted]
+    kept = {a.email: a for a in current if a.email in wanted}
+    added = [i for i in p.invitees if i.email not in kept]
+    roles_changed = any(kept[e].role != wanted[e].role for e in kept)
+    changed = (
+        times_changed
+        or roles_changed
+        or removed
+        or added
+        or p.title != meeting.title
+        or p.agenda != meeting.agenda
+        or p.lobby != meeting.lobby
+    )
+    if not changed:
+        return meeting
+    await claim(db, meeting, data.sequence, now)
+    if times_changed and meeting.rrule:  # exceptions of occurrences the new pattern no longer has go
+        still = set(starts(p.rrule, p.start_at, TOKYO)) if p.rrule else set()
+        for exc in await exceptions_of(db, meeting_id):
+            if utc(exc.recurrence_id) not in still:
+                await db.delete(exc)
+    meeting.title, meeting.agenda, meeting.lobby = p.title, p.agenda, p.lobby
+    meeting.start_at, meeting.end_at, meeting.rrule = p.start_at, p.end_at, p.rrule
+    for address, row in kept.items():
+        row.role = wanted[address].role
+        if times_changed:  # a new time asks everyone again
+            row.partstat, row.responded_at = "NEEDS-ACTION", None
+    db.add_all(
+        MeetingAttendee(
+            meeting_id=meeting_id, user_id=i.user_id, email=i.email, name=i.name, role=i.role, created_at=now
+        )
+        for i in added
+    )
+    await db.flush()
+    meeting.series_end_at = await series_end(db, meeting)
+    await db.flush()
+    if removed:
+        await invitations.queue_cancel(db, settings, meeting_id, attendee_ids=[a.id for a in removed if a.id])
+        for a in removed:
+            await db.delete(a)
+        await db.flush()
+    record(
+        db,
+        "meeting.updated",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        before=before,
+        after={
+            **snapshot(meeting),
+            "added": [i.email for i in added],
+            "removed": [a.email for a in removed],
+        },
+        ip=ip,
+    )
+    if kept or added:
+        await invitations.queue_request(db, settings, meeting_id)
+    return meeting
+
+
+async def cancel_meeting(
+    db: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    meeting_id: int,
+    now: datetime,
+    *,
+    based_on: int | None = None,
+    ip: str = "",
+) -> Meeting:
+    """Cancel the whole meeting or series (organizer only); everyone invited is told."""
+    meeting = await editable(db, meeting_id, principal, organizer_only=True)
+    before = snapshot(meeting)
+    await claim(db, meeting, meeting.sequence if based_on is None else based_on, now)
+    meeting.status = "cancelled"
+    await db.flush()
+    record(
+        db,
+        "meeting.cancelled",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        before=before,
+        after=snapshot(meeting),
+        ip=ip,
+    )
+    if await attendees_of(db, meeting_id):
+        await invitations.queue_cancel(db, settings, meeting_id)
+    return meeting
+
+
+async def _occurrence(
+    db: AsyncSession, meeting: Meeting, recurrence_id: datetime, now: datetime
+) -> MeetingOccurrence | None:
+    """The exception row for an occurrence that exists and has not started (None: not yet changed)."""
+    if not meeting.rrule:
+        raise DomainError("meeting.not_series", status_code=409)
+    rid = utc(recurrence_id)
+    exc = await exceptions_of(db, meeting.id or 0)
+    row = next((e for e in exc if utc(e.recurrence_id) == rid), None)
+    if row is None and rid not in starts(meeting.rrule, meeting.start_at, TOKYO):
+        raise NotFound("meeting.bad_occurrence")
+    if row is not None and row.cancelled:
+        raise Conflict("meeting.occurrence_cancelled")
+    current = utc(row.start_at) if row is not None and row.start_at else rid
+    if current < now:
+        raise Conflict("meeting.occurrence_past")
+    return row
+
+
+async def move_occurrence(
+    db: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    meeting_id: int,
+    recurrence_id: datetime,
+    data: OccurrenceMoveIn,
+    now: datetime,
+    *,
+    ip: str = "",
+) -> Meeting:
+    """Move one occurrence of a series; the attendees get the series with the moved one."""
+    meeting = await editable(db, meeting_id, principal, organizer_only=False)
+    row = await _occurrence(db, meeting, recurrence_id, now)
+    start, end = local(data.start), local(data.end)
+    check_times(start, end, now)
+    sequence = await claim(db, meeting, meeting.sequence if data.sequence is None else data.sequence, now)
+    if row is None:
+        row = MeetingOccurrence(meeting_id=meeting_id, recurrence_id=utc(recurrence_id))
+        db.add(row)
+    before = {"start_at": utc(row.start_at).isoformat() if row.start_at else utc(recurrence_id).isoformat()}
+    row.start_at, row.end_at, row.sequence, row.updated_at = start, end, sequence, now
+    await db.flush()
+    meeting.series_end_at = await series_end(db, meeting)
+    await db.flush()
+    record(
+        db,
+        "meeting.occurrence_moved",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        before=before,
+        after={
+            "recurrence_id": utc(recurrence_id).isoformat(),
+            "start_at": start.isoformat(),
+            "end_at": end.isoformat(),
+            "sequence": sequence,
+        },
+        ip=ip,
+    )
+    if await attendees_of(db, meeting_id):
+        await invitations.queue_request(db, settings, meeting_id)
+    return meeting
+
+
+async def cancel_occurrence(
+    db: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    meeting_id: int,
+    recurrence_id: datetime,
+    now: datetime,
+    *,
+    based_on: int | None = None,
+    ip: str = "",
+) -> Meeting:
+    """Cancel one occurrence of a series; the attendees are told about that one only."""
+    meeting = await editable(db, meeting_id, principal, organizer_only=False)
+    row = await _occurrence(db, meeting, recurrence_id, now)
+    sequence = await claim(db, meeting, meeting.sequence if based_on is None else based_on, now)
+    if row is None:
+        row = MeetingOccurrence(meeting_id=meeting_id, recurrence_id=utc(recurrence_id))
+        db.add(row)
+    row.cancelled, row.sequence, row.updated_at = True, sequence, now
+    await db.flush()
+    meeting.series_end_at = await series_end(db, meeting)
+    await db.flush()
+    record(
+        db,
+        "meeting.occurrence_cancelled",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        after={"recurrence_id": utc(recurrence_id).isoformat(), "sequence": sequence},
+        ip=ip,
+    )
+    if await attendees_of(db, meeting_id):
+        await invitations.queue_cancel(db, settings, meeting_id, recurrence_id=utc(recurrence_id))
+    return meeting
+
+
+async def respond(
+    db: AsyncSession, principal: Principal, meeting_id: int, answer: str, now: datetime, *, ip: str = ""
+) -> MeetingAttendee:
+    """Answer an invitation: yes (ACCEPTED), no (DECLINED) or maybe (TENTATIVE)."""
+    if answer not in ANSWERS:
+        raise DomainError("meeting.bad_answer", field="answer", status_code=422)
+    meeting = await load(db, meeting_id)
+    row = (
+        (
+            await db.execute(
+                select(MeetingAttendee).where(
+                    col(MeetingAttendee.meeting_id) == meeting_id,
+                    col(MeetingAttendee.user_id) == principal.id,
+                )
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if row is None:
+        if meeting.organizer_id == principal.id:
+            raise Forbidden("meeting.organizer_answers")
+        raise NotFound("meeting.not_found")
+    if meeting.status == "cancelled":
+        raise Conflict("meeting.cancelled")
+    before = row.partstat
+    row.partstat, row.responded_at = answer, now
+    await db.flush()
+    record(
+        db,
+        "meeting.answered",
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        before={"partstat": before},
+        after={"partstat": answer},
+        ip=ip,
+    )
+    return row
