@@ -1,5 +1,7 @@
 """iCalendar feeds: secret, revocable addresses for a person's own telework days or a unit head's unit.
 
+A personal feed also carries the meetings the person organises or attends (scheduling.itip PUBLISH events).
+
 The token is shown once when the feed is created; only its SHA-256 is stored, so a database leak
 does not leak working calendars, and a lookup by hash does not compare secrets byte by byte.
 A feed works only while its owner is active and, for a unit feed, still heads that unit (or a unit
@@ -8,6 +10,7 @@ above it): a change of post closes the door without anyone having to remember to
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import secrets
@@ -27,9 +30,18 @@ from app.i18n import translate
 from app.security import Principal
 from auth.models import OrgUnit, User
 from auth.services import load_principal, subtree_ids
-from scheduling.config import TeleworkConfig
-from scheduling.ical import FeedDay, PartTimes, build_calendar, uid_host
-from scheduling.models import CalendarFeed, TeleworkDay, TeleworkRequest
+from scheduling import itip
+from scheduling.config import TOKYO, TeleworkConfig
+from scheduling.ical import TZID, FeedDay, PartTimes, build_calendar, uid_host
+from scheduling.invitations import meeting_event
+from scheduling.models import (
+    CalendarFeed,
+    Meeting,
+    MeetingAttendee,
+    MeetingOccurrence,
+    TeleworkDay,
+    TeleworkRequest,
+)
 
 PUBLISHED_STATES = ("approved", "cancelled")
 WINDOW_DAYS = 400  # days back and ahead of today that a feed carries
@@ -239,6 +251,80 @@ def window(config: TeleworkConfig) -> tuple[date, date]:
     return today - timedelta(days=WINDOW_DAYS), today + timedelta(days=WINDOW_DAYS)
 
 
+@dataclass(frozen=True)
+class FeedMeetings:
+    events: list[itip.MeetingEvent]
+    links: dict[str, itip.Links]  # by UID
+    changed: datetime | None  # the latest change among them (or the owner's answers)
+
+
+async def meetings_for(
+    db: AsyncSession, user_id: int, first: date, last: date, base_url: str, locale: str
+) -> FeedMeetings:
+    """Meetings a person organises or attends (unless they declined) that touch the window, cancelled too.
+
+    Each keeps the UID and SEQUENCE of its invitations, so a calendar that has both merges them.
+    """
+    start = datetime.combine(first, datetime.min.time(), tzinfo=TOKYO).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=TOKYO).astimezone(UTC)
+    invited = (
+        sa_select(col(MeetingAttendee.meeting_id))
+        .where(col(MeetingAttendee.user_id) == user_id, col(MeetingAttendee.partstat) != "DECLINED")
+        .scalar_subquery()
+    )
+    query = (
+        select(Meeting)
+        .where(
+            (col(Meeting.organizer_id) == user_id) | col(Meeting.id).in_(invited),
+            col(Meeting.start_at) < end,
+            # a single event by its end; a series by the end of its last occurrence (None: open-ended)
+            ((col(Meeting.rrule) == "") & (col(Meeting.end_at) > start))
+            | ((col(Meeting.rrule) != "") & col(Meeting.series_end_at).is_(None))
+            | ((col(Meeting.rrule) != "") & (col(Meeting.series_end_at) > start)),
+        )
+        .order_by(col(Meeting.start_at), col(Meeting.id))
+    )
+    meetings = list((await db.execute(query)).scalars())
+    if not meetings:
+        return FeedMeetings([], {}, None)
+    ids = [m.id for m in meetings if m.id is not None]
+    occurrences: dict[int, list[MeetingOccurrence]] = {}
+    for occ in (
+        await db.execute(
+            select(MeetingOccurrence)
+            .where(col(MeetingOccurrence.meeting_id).in_(ids))
+            .order_by(col(MeetingOccurrence.recurrence_id))
+        )
+    ).scalars():
+        occurrences.setdefault(occ.meeting_id, []).append(occ)
+    organizers = {
+        u.id: u
+        for u in (
+            await db.execute(select(User).where(col(User.id).in_({m.organizer_id for m in meetings})))
+        ).scalars()
+    }
+    answered = (
+        await db.execute(
+            sa_select(func.max(col(MeetingAttendee.responded_at))).where(
+                col(MeetingAttendee.user_id) == user_id, col(MeetingAttendee.meeting_id).in_(ids)
+            )
+        )
+    ).scalar_one_or_none()
+    root = base_url.rstrip("/")
+    events, links = [], {}
+    stamps = [_aware(answered)] if answered is not None else []
+    for m in meetings:
+        occs = occurrences.get(m.id or 0, [])
+        stamps += [_aware(m.updated_at), *(_aware(o.updated_at) for o in occs)]
+        # The feed has one zone (Asia/Tokyo); the times are absolute either way. No attendees in PUBLISH.
+        event = meeting_event(m, organizers.get(m.organizer_id), [], occs)
+        events.append(dataclasses.replace(event, tz=TZID))
+        links[m.uid] = itip.Links(
+            join_url=f"{root}/rooms/{m.room_id}", app_url=f"{root}/meetings/{m.id}", locales=(locale,)
+        )
+    return FeedMeetings(events, links, max(stamps))
+
+
 async def render(
     db: AsyncSession, feed: CalendarFeed, owner: Principal, config: TeleworkConfig, base_url: str
 ) -> RenderedFeed:
@@ -268,6 +354,7 @@ async def render(
         )
         .order_by(col(TeleworkDay.day), col(TeleworkDay.id))
     )
+    meetings = FeedMeetings([], {}, None)
     if unit_feed:
         assert feed.unit_id is not None  # resolve() refuses a unit feed without one
         units = await subtree_ids(db, [feed.unit_id])
@@ -277,6 +364,7 @@ async def render(
     else:
         query = query.where(col(TeleworkDay.user_id) == owner.id)
         name = translate(locale, "ical.calname.personal", name=owner.name)
+        meetings = await meetings_for(db, owner.id, first, last, base_url, locale)
     days = [
         FeedDay(
             id=row[0] or 0,
@@ -300,8 +388,14 @@ async def render(
         description_text=translate(locale, "ical.caldesc"),
         times=part_times(config),
         details=not unit_feed,
+        events=[
+            event for m in meetings.events for event in itip.publish_events(m, meetings.links.get(m.uid))
+        ],
     )
-    changed = max((_aware(d.updated_at) for d in days), default=_aware(feed.created_at))
+    changed = max(
+        [_aware(d.updated_at) for d in days] + ([meetings.changed] if meetings.changed else []),
+        default=_aware(feed.created_at),
+    )
     return RenderedFeed(
         body=body,
         etag='W/"' + hashlib.sha256(body).hexdigest()[:32] + '"',

@@ -1,4 +1,4 @@
-"""iCalendar (RFC 5545) output for telework feeds: pure, no database, no HTTP.
+"""iCalendar (RFC 5545) output for telework feeds (and the meetings in them): pure, no database, no HTTP.
 
 Calendar clients are picky in different ways, so the output keeps to what Outlook, Google and Apple
 all accept: CRLF line ends, lines folded at 75 octets without splitting a UTF-8 character, VERSION
@@ -150,8 +150,13 @@ def build_calendar(
     times: PartTimes | None = None,
     details: bool = True,
     refresh: timedelta = timedelta(hours=1),
+    events: Iterable[Event] = (),
 ) -> bytes:
-    """A complete VCALENDAR (UTF-8, CRLF, folded) with one VEVENT per day, in date order."""
+    """A complete VCALENDAR (UTF-8, CRLF, folded) with one VEVENT per day, in date order.
+
+    ``events``: other VEVENTs to carry as they are (meetings, from scheduling.itip.publish_events); their
+    times must use this calendar's zone (Asia/Tokyo) or UTC.
+    """
     times = times or PartTimes()
     cal = Calendar()
     cal.add("prodid", PRODID)
@@ -172,4 +177,6 @@ def build_calendar(
     ordered = sorted(days, key=lambda d: (d.day, PART_ORDER.get(d.part, 9), d.id))
     for day in ordered:
         cal.add_component(_event(day, locale=locale, host=host, times=times, details=details))
+    for event in events:
+        cal.add_component(event)
     return cal.to_ical()

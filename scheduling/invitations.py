@@ -10,7 +10,7 @@ addresses: Japanese and English), the calendar object inline and as ``invite.ics
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
@@ -266,7 +266,7 @@ def _body(
     lines = [translate(locale, "invite.body.greeting", name=name), ""]
     lines.append(translate(locale, f"invite.body.{kind}", organizer=organizer, when=occurrence_when))
     lines.append("")
-    lines.append(translate(locale, "invite.body.title", title=" ".join(m.title.split())))
+    lines.append(translate(locale, "invite.body.title", title=itip.one_line(m.title)))
     lines.append(translate(locale, "invite.body.when", when=when))
     repeat = repeat_text(locale, m.rrule, m.start_at)
     if repeat:
@@ -307,7 +307,7 @@ def _compose(
 ) -> tuple[str, str]:
     """Subject and body in each language (joined: Japanese first)."""
     subjects, bodies = [], []
-    title = " ".join(loaded.meeting.title.split())
+    title = itip.one_line(loaded.meeting.title)
     for locale in locales:
         when = when_text(locale, start, end)
         subject_key = "cancel_one" if kind == "cancel_one" else kind if kind != "removed" else "cancel"
@@ -410,6 +410,18 @@ async def queue_cancel(
 # ---------------------------------------------------------------- answers that come back by e-mail
 
 
+def answerable_sequences(sequence: int, occurrences: Iterable[MeetingOccurrence]) -> set[int]:
+    """The SEQUENCEs a series answer may carry: the current one, and those before it while the changes since
+    were only cancelled occurrences (those send a CANCEL for one date; the series copy keeps its SEQUENCE).
+    """
+    cancelled_at = {o.sequence for o in occurrences if o.cancelled}
+    accepted = {sequence}
+    while sequence in cancelled_at and sequence > 0:
+        sequence -= 1
+        accepted.add(sequence)
+    return accepted
+
+
 @dataclass(frozen=True)
 class ReplyApplied:
     meeting_id: int
@@ -450,7 +462,10 @@ async def apply_reply(
         raise NotFound("invite.reply.unknown_attendee")
     if reply.recurrence_id is not None:
         raise DomainError("invite.reply.occurrence", status_code=422)
-    if reply.sequence != meeting.sequence:
+    occurrences = (
+        await db.execute(select(MeetingOccurrence).where(col(MeetingOccurrence.meeting_id) == meeting.id))
+    ).scalars()
+    if reply.sequence not in answerable_sequences(meeting.sequence, occurrences):
         raise Conflict("invite.reply.stale", got=reply.sequence, current=meeting.sequence)
     before = attendee.partstat
     changed = before != reply.partstat

@@ -113,13 +113,34 @@ def _local(value: datetime, zone: ZoneInfo) -> datetime:
     return _utc(value).astimezone(zone)
 
 
-def _one_line(value: str) -> str:
-    return " ".join(clean_text(value).split())
+def recurrence_rule(rrule: str, zone: ZoneInfo) -> vRecur:
+    """The RRULE with UNTIL in UTC, as RFC 5545 requires beside a DTSTART with TZID (Outlook insists).
+
+    A date-only UNTIL means "through that day" in the meeting's zone; a floating one is the zone's wall time.
+    """
+    rule = vRecur.from_ical(rrule)
+    until = rule.get("UNTIL")
+    if until:
+        value = until[0]
+        if not isinstance(value, datetime):
+            value = datetime(value.year, value.month, value.day, 23, 59, 59, tzinfo=zone)
+        elif value.tzinfo is None:
+            value = value.replace(tzinfo=zone)
+        rule["UNTIL"] = [value.astimezone(UTC)]
+    return rule
+
+
+_BLANKS = re.compile(r"[ \t\n]+")
+
+
+def one_line(value: str) -> str:
+    """Typed text for a one-line value: line breaks become spaces (a full-width space stays as typed)."""
+    return _BLANKS.sub(" ", clean_text(value)).strip(" ")
 
 
 def _param_text(value: str) -> str:
     """A parameter value (CN): one line, no DQUOTE (it cannot be escaped inside a quoted parameter)."""
-    return _one_line(value).replace('"', "'")[:100]
+    return one_line(value).replace('"', "'")[:100]
 
 
 def _address(party: Party, **params: str) -> vCalAddress:
@@ -150,7 +171,7 @@ def _common(event: Event, meeting: MeetingEvent, links: Links | None, stamp: dat
         event.add("created", _utc(meeting.created_at))
     if meeting.updated_at is not None:
         event.add("last-modified", _utc(meeting.updated_at))
-    event.add("summary", _one_line(meeting.title))
+    event.add("summary", one_line(meeting.title))
     text = description(meeting, links)
     if text:
         event.add("description", text)
@@ -190,7 +211,7 @@ def _master(
     event.add("dtstart", _local(meeting.start_at, zone))
     event.add("dtend", _local(meeting.end_at, zone))
     if meeting.rrule:
-        event.add("rrule", vRecur.from_ical(meeting.rrule))
+        event.add("rrule", recurrence_rule(meeting.rrule, zone))
         for exc in sorted(meeting.exceptions, key=lambda x: _utc(x.recurrence_id)):
             if exc.cancelled:
                 # One EXDATE line per date: some clients read only the first value of a list.
@@ -370,5 +391,5 @@ def parse_reply(data: bytes | str) -> Reply:
         sequence=sequence,
         recurrence_id=_as_utc(recurrence.dt) if recurrence is not None else None,
         dtstamp=_as_utc(stamp.dt) if stamp is not None else None,
-        comment=_one_line(str(event.get("COMMENT", ""))),
+        comment=one_line(str(event.get("COMMENT", ""))),
     )
