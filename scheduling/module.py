@@ -16,6 +16,7 @@ from scheduling import (
     indicator,
     indicator_controllers,
     meeting_controllers,
+    meeting_pages,
     pages,
 )
 from scheduling.config import TeleworkConfig
@@ -63,8 +64,9 @@ MODULE = Module(
         indicator_controllers.IndicatorPages,
         *admin_pages.ROUTE_HANDLERS,
         meeting_controllers.MeetingApi,
+        *meeting_pages.ROUTE_HANDLERS,
     ],
-    nav=[*pages.NAV, *admin_pages.NAV, *indicator_controllers.NAV],
+    nav=[*pages.NAV, *meeting_pages.NAV, *admin_pages.NAV, *indicator_controllers.NAV],
     home_panels=[pages.home_panel],
     template_dir=HERE / "templates",
     jobs=[("telework", run_jobs)],

@@ -189,6 +189,27 @@ MEETING_RULES: dict[tuple[str, str], Rule] = {
 }
 RULES.update(MEETING_RULES)
 
+# Meeting pages (tests/scheduling/test_meetings_pages.py): the same sample meeting; forms posted empty
+# are explained (422) where anyone may post them, else refused like the API.
+MP = "/meetings/{meeting_id:int}"
+MEETING_PAGE_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/meetings"): page(*SIGNED_IN),
+    ("GET", "/meetings/new"): page(*SIGNED_IN),
+    ("POST", "/meetings/new"): Rule(SIGNED_IN, ok=422, form={}),
+    ("GET", MP): page("employee", denied=404),
+    ("POST", f"{MP}/respond"): Rule(SIGNED_IN, ok=422, form={}),
+    ("POST", f"{MP}/cancel"): Rule(("employee",), ok=403, denied=404, form={}),
+    ("GET", f"{MP}/edit"): page("employee", ok=403, denied=404),
+    ("POST", f"{MP}/edit"): Rule(("employee",), ok=403, denied=404, form={}),
+    ("POST", f"{MP}/occurrences/{{recurrence_id:str}}/move"): Rule(
+        ("employee",), ok=403, denied=404, form={}
+    ),
+    ("POST", f"{MP}/occurrences/{{recurrence_id:str}}/cancel"): Rule(
+        ("employee",), ok=403, denied=404, form={}
+    ),
+}
+RULES.update(MEETING_PAGE_RULES)
+
 
 async def meeting_samples(db: Any) -> dict[str, str]:
     """A meeting of 100019's in 2030 with the demo employee (100012) invited."""

@@ -1,0 +1,531 @@
+"""Meeting pages: my meetings, schedule or change a meeting, one meeting with answers and actions.
+
+Everything works without JavaScript: the people picker is a search button inside the form that adds
+people one by one (the form keeps everything typed), and the free/busy hint is shown for the chosen
+people and day each time the form comes back.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, MediaType, Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromQuery, PathParameter, QueryParameter
+from litestar.response import Redirect, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.deps import DB, SettingsDep
+from app.errors import DomainError, field_errors
+from app.security import Principal, signed_in
+from app.web import NavItem, page_context, request_locale
+from auth.controllers import client_ip
+from scheduling import meeting_queries as queries
+from scheduling import meeting_schemas as ms
+from scheduling import meetings
+from scheduling.config import TOKYO
+from scheduling.controllers import cfg
+from scheduling.meeting_recurrence import Occurrence, parse_rid, rid_text, utc
+
+NAV = [NavItem("/meetings", "nav.meetings")]
+Id = Annotated[int, PathParameter(ge=1, le=2_147_483_647)]
+Rid = Annotated[str, PathParameter(pattern=r"^\d{8}T\d{6}Z$", max_length=16)]
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+PER_PAGE = 20
+
+
+def _list(value: list[str] | str) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _ids(value: list[str] | str) -> list[int]:
+    out = []
+    for v in _list(value):
+        v = v.strip()
+        if v.isdigit() and 1 <= int(v) <= 2_147_483_647:
+            out.append(int(v))
+    return list(dict.fromkeys(out))[:250]
+
+
+class MeetingForm(msgspec.Struct, kw_only=True):
+    """What the schedule/edit form posts (every field a string, so what was typed comes back as typed)."""
+
+    action: str = "save"  # save, search, check
+    add: str = ""  # a person's id from the search results
+    remove: str = ""  # a chosen person's id
+    q: str = ""
+    title: str = ""
+    agenda: str = ""
+    day: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    attendee_ids: list[str] | str = msgspec.field(default_factory=list)
+    cohost_ids: list[str] | str = msgspec.field(default_factory=list)
+    emails: str = ""
+    lobby: str = ""
+    freq: str = ""
+    interval: str = "1"
+    byday: list[str] | str = msgspec.field(default_factory=list)
+    monthly_by: str = "monthday"
+    ends: str = "count"  # count, until
+    count: str = ""
+    until: str = ""
+    sequence: str = ""
+
+    def chosen(self) -> list[int]:
+        ids = _ids(self.attendee_ids)
+        if self.add.isdigit():
+            ids = list(dict.fromkeys([*ids, int(self.add)]))
+        return [i for i in ids if str(i) != self.remove]
+
+    def cohosts(self) -> list[int]:
+        return [i for i in _ids(self.cohost_ids) if i in self.chosen()]
+
+    def byday_list(self) -> list[str]:
+        return _list(self.byday)
+
+    def email_list(self) -> list[str]:
+        return [
+            e.strip() for e in self.emails.replace(",", "\n").replace(";", "\n").splitlines() if e.strip()
+        ]
+
+
+class AnswerForm(msgspec.Struct, kw_only=True):
+    answer: str = ""
+
+
+class SequenceForm(msgspec.Struct, kw_only=True):
+    sequence: str = ""
+
+
+class MoveForm(msgspec.Struct, kw_only=True):
+    day: str = ""
+    start_time: str = ""
+    end_time: str = ""
+    sequence: str = ""
+
+
+def _when(day: str, clock: str, field: str) -> datetime:
+    try:
+        d = date.fromisoformat(day.strip())
+        h, m = clock.strip().split(":")[:2]
+        return datetime.combine(d, time(int(h), int(m)))  # Tokyo wall time
+    except ValueError as exc:
+        raise DomainError("mt.form.bad_time", field=field, status_code=422) from exc
+
+
+def to_meeting_in(form: MeetingForm) -> ms.MeetingIn:
+    """The form as the API's input; a bad field becomes a DomainError naming it."""
+    start = _when(form.day, form.start_time, "mt_start")
+    end = _when(form.day, form.end_time, "mt_end")
+    payload: dict[str, Any] = {
+        "title": form.title,
+        "agenda": form.agenda,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "attendee_ids": form.chosen(),
+        "cohost_ids": form.cohosts(),
+        "emails": form.email_list(),
+        "lobby": form.lobby in ("on", "1", "true"),
+        "freq": form.freq if form.freq in ("weekly", "monthly") else "",
+    }
+    if payload["freq"]:
+        if not form.interval.strip().isdigit():
+            raise DomainError("meeting.rrule.interval", field="mt_repeat", status_code=422)
+        payload["interval"] = int(form.interval)
+        payload["byday"] = form.byday_list()
+        payload["monthly_by"] = form.monthly_by
+        if form.ends == "until":
+            payload["until"] = form.until.strip()
+        else:
+            if not form.count.strip().isdigit():
+                raise DomainError("meeting.rrule.count", field="mt_repeat", n=100, status_code=422)
+            payload["count"] = int(form.count)
+    try:
+        return msgspec.convert(payload, ms.MeetingIn)
+    except msgspec.ValidationError as exc:
+        raise DomainError("mt.form.invalid", status_code=422, detail=str(exc)) from exc
+
+
+def form_of(read: ms.MeetingRead) -> MeetingForm:
+    """An edit form filled from the meeting as it is."""
+    start, end = read.start.astimezone(TOKYO), read.end.astimezone(TOKYO)
+    return MeetingForm(
+        title=read.title,
+        agenda=read.agenda,
+        day=start.date().isoformat(),
+        start_time=start.strftime("%H:%M"),
+        end_time=end.strftime("%H:%M"),
+        attendee_ids=[str(a.user_id) for a in read.attendees if a.user_id is not None],
+        cohost_ids=[str(a.user_id) for a in read.attendees if a.user_id is not None and a.role == "cohost"],
+        emails="\n".join(a.email for a in read.attendees if a.user_id is None),
+        lobby="on" if read.lobby else "",
+        freq=read.freq,
+        interval=str(read.interval),
+        byday=list(read.byday),
+        monthly_by=read.monthly_by,
+        ends="until" if read.until else "count",
+        count=str(read.count or ""),
+        until=read.until.isoformat() if read.until else "",
+        sequence=str(read.sequence),
+    )
+
+
+def jst(moment: datetime | None) -> datetime | None:
+    return utc(moment).astimezone(TOKYO) if moment else None
+
+
+async def form_page(
+    request: Request[Principal, Any, Any],
+    db: AsyncSession,
+    typed: MeetingForm,
+    *,
+    meeting: ms.MeetingRead | None = None,
+    errors: list[dict[str, str]] | None = None,
+    status_code: int = 200,
+) -> Template:
+    """The schedule/edit form with the chosen people, search results and the day's free/busy hint."""
+    locale = request_locale(request)
+    chosen = await queries.people(db, typed.chosen())
+    results = await queries.directory(db, typed.q, locale) if typed.q.strip() else []
+    busy: ms.FreeBusyRead | None = None
+    day: date | None = None
+    try:
+        day = date.fromisoformat(typed.day.strip()) if typed.day.strip() else None
+    except ValueError:
+        day = None
+    if day is not None and chosen:
+        first = datetime.combine(day, time(0, 0), tzinfo=TOKYO)
+        busy = await queries.freebusy(
+            db,
+            cfg(request),
+            [p.id for p in chosen],
+            first,
+            first + timedelta(days=1),
+            exclude_meeting=meeting.id if meeting else None,
+        )
+    return Template(
+        "scheduling/meetings/form.html",
+        context=page_context(
+            request,
+            typed=typed,
+            meeting=meeting,
+            chosen=chosen,
+            cohosts=set(typed.cohosts()),
+            results=[r for r in results if r.id not in {p.id for p in chosen} and r.id != request.user.id],
+            searched=bool(typed.q.strip()),
+            busy=busy,
+            day=day,
+            jst=jst,
+            errors=errors or [],
+        ),
+        status_code=status_code,
+    )
+
+
+async def _upcoming(db: AsyncSession, read: ms.MeetingRead, now: datetime) -> list[Occurrence]:
+    """Occurrences of the meeting that have not ended (at most 100), for the detail page."""
+    row = await meetings.load(db, read.id)
+    return [o for o in queries.occurrences(row, await meetings.exceptions_of(db, read.id)) if o.end_at > now][
+        :100
+    ]
+
+
+class MeetingPages(Controller):
+    """Pages over the meeting services (same rules and messages as the API)."""
+
+    include_in_schema = False
+    guards = [signed_in]
+
+    @get("/meetings", operation_id="myMeetingsPage")
+    async def mine(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        page: Annotated[int, QueryParameter(ge=1, le=100_000)] = 1,
+    ) -> Template:
+        found = await queries.list_mine(
+            db, request.user, None, None, cfg(request).now(), settings.base_url, page=page, per_page=PER_PAGE
+        )
+        return Template(
+            "scheduling/meetings/list.html",
+            context=page_context(
+                request,
+                items=found.items,
+                total=found.total,
+                page=page,
+                pages=max(1, -(-found.total // PER_PAGE)),
+                query="",
+                jst=jst,
+            ),
+        )
+
+    @get("/meetings/new", operation_id="newMeetingPage")
+    async def new(self, request: Request[Principal, Any, Any], db: DB, day: FromQuery[str] = "") -> Template:
+        return await form_page(request, db, MeetingForm(day=day[:10], start_time="10:00", end_time="11:00"))
+
+    @post("/meetings/new", operation_id="newMeetingSubmit", status_code=303, media_type=MediaType.HTML)
+    async def new_submit(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        data: Annotated[MeetingForm, Form],
+    ) -> Any:
+        if data.action != "save" or data.add or data.remove:
+            return await form_page(request, db, _settled(data))
+        try:
+            created = await meetings.create(
+                db, settings, request.user, to_meeting_in(data), cfg(request).now(), ip=client_ip(request)
+            )
+        except DomainError as exc:
+            await db.rollback()
+            return await form_page(
+                request,
+                db,
+                data,
+                errors=field_errors(request_locale(request), exc),
+                status_code=exc.status_code,
+            )
+        return Redirect(f"/meetings/{created.id}?done=created", status_code=303)
+
+    @get("/meetings/{meeting_id:int}", operation_id="meetingPage")
+    async def detail(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        meeting_id: Id,
+        done: FromQuery[str] = "",
+    ) -> Template:
+        return await self._detail(request, db, settings.base_url, meeting_id, done=done)
+
+    async def _detail(
+        self,
+        request: Request[Principal, Any, Any],
+        db: AsyncSession,
+        base_url: str,
+        meeting_id: int,
+        *,
+        done: str = "",
+        errors: list[dict[str, str]] | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        read = await queries.get_meeting(db, request.user, meeting_id, base_url)
+        now = cfg(request).now()
+        upcoming = await _upcoming(db, read, now) if read.rrule and read.status == "scheduled" else []
+        return Template(
+            "scheduling/meetings/detail.html",
+            context=page_context(
+                request,
+                m=read,
+                upcoming=upcoming,
+                rid_text=rid_text,
+                jst=jst,
+                done=done if done in DONE else "",
+                errors=errors or [],
+                now=now,
+            ),
+            status_code=status_code,
+        )
+
+    @post(
+        "/meetings/{meeting_id:int}/respond",
+        operation_id="respondMeetingSubmit",
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def respond(
+        self, request: Request[Principal, Any, Any], db: DB, meeting_id: Id, data: Annotated[AnswerForm, Form]
+    ) -> Any:
+        await meetings.respond(
+            db, request.user, meeting_id, data.answer, cfg(request).now(), ip=client_ip(request)
+        )
+        return Redirect(f"/meetings/{meeting_id}?done=answered", status_code=303)
+
+    @post(
+        "/meetings/{meeting_id:int}/cancel",
+        operation_id="cancelMeetingSubmit",
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def cancel(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        meeting_id: Id,
+        data: Annotated[SequenceForm, Form],
+    ) -> Any:
+        try:
+            await meetings.cancel_meeting(
+                db,
+                settings,
+                request.user,
+                meeting_id,
+                cfg(request).now(),
+                based_on=int(data.sequence) if data.sequence.isdigit() else None,
+                ip=client_ip(request),
+            )
+        except DomainError as exc:
+            if exc.status_code != 409:
+                raise
+            await db.rollback()
+            return await self._detail(
+                request,
+                db,
+                settings.base_url,
+                meeting_id,
+                errors=field_errors(request_locale(request), exc),
+                status_code=409,
+            )
+        return Redirect(f"/meetings/{meeting_id}?done=cancelled", status_code=303)
+
+    @get("/meetings/{meeting_id:int}/edit", operation_id="editMeetingPage")
+    async def edit(
+        self, request: Request[Principal, Any, Any], db: DB, settings: SettingsDep, meeting_id: Id
+    ) -> Template:
+        await meetings.editable(db, meeting_id, request.user, organizer_only=False)
+        read = await queries.get_meeting(db, request.user, meeting_id, settings.base_url)
+        return await form_page(request, db, form_of(read), meeting=read)
+
+    @post(
+        "/meetings/{meeting_id:int}/edit",
+        operation_id="editMeetingSubmit",
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def edit_submit(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        meeting_id: Id,
+        data: Annotated[MeetingForm, Form],
+    ) -> Any:
+        await meetings.editable(db, meeting_id, request.user, organizer_only=False)
+        read = await queries.get_meeting(db, request.user, meeting_id, settings.base_url)
+        if data.action != "save" or data.add or data.remove:
+            return await form_page(request, db, _settled(data), meeting=read)
+        try:
+            if not data.sequence.isdigit():
+                raise DomainError("meeting.stale", status_code=409)
+            update = msgspec.convert(
+                {**msgspec.to_builtins(to_meeting_in(data)), "sequence": int(data.sequence)},
+                ms.MeetingUpdate,
+            )
+            await meetings.update_meeting(
+                db, settings, request.user, meeting_id, update, cfg(request).now(), ip=client_ip(request)
+            )
+        except DomainError as exc:
+            await db.rollback()
+            return await form_page(
+                request,
+                db,
+                data,
+                meeting=read,
+                errors=field_errors(request_locale(request), exc),
+                status_code=exc.status_code,
+            )
+        return Redirect(f"/meetings/{meeting_id}?done=updated", status_code=303)
+
+    @post(
+        "/meetings/{meeting_id:int}/occurrences/{recurrence_id:str}/move",
+        operation_id="moveMeetingOccurrenceSubmit",
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def move(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        meeting_id: Id,
+        recurrence_id: Rid,
+        data: Annotated[MoveForm, Form],
+    ) -> Any:
+        rid = parse_rid(recurrence_id)
+        await meetings.editable(db, meeting_id, request.user, organizer_only=False)  # 403/404 before 422
+        try:
+            move = ms.OccurrenceMoveIn(
+                start=_when(data.day, data.start_time, "mt_start"),
+                end=_when(data.day, data.end_time, "mt_end"),
+                sequence=int(data.sequence) if data.sequence.isdigit() else None,
+            )
+            await meetings.move_occurrence(
+                db, settings, request.user, meeting_id, rid, move, cfg(request).now(), ip=client_ip(request)
+            )
+        except DomainError as exc:
+            if exc.status_code in (403, 404):
+                raise
+            await db.rollback()
+            return await self._detail(
+                request,
+                db,
+                settings.base_url,
+                meeting_id,
+                errors=field_errors(request_locale(request), exc),
+                status_code=exc.status_code,
+            )
+        return Redirect(f"/meetings/{meeting_id}?done=moved", status_code=303)
+
+    @post(
+        "/meetings/{meeting_id:int}/occurrences/{recurrence_id:str}/cancel",
+        operation_id="cancelMeetingOccurrenceSubmit",
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def cancel_occurrence(
+        self,
+        request: Request[Principal, Any, Any],
+        db: DB,
+        settings: SettingsDep,
+        meeting_id: Id,
+        recurrence_id: Rid,
+        data: Annotated[SequenceForm, Form],
+    ) -> Any:
+        try:
+            await meetings.cancel_occurrence(
+                db,
+                settings,
+                request.user,
+                meeting_id,
+                parse_rid(recurrence_id),
+                cfg(request).now(),
+                based_on=int(data.sequence) if data.sequence.isdigit() else None,
+                ip=client_ip(request),
+            )
+        except DomainError as exc:
+            if exc.status_code in (403, 404):
+                raise
+            await db.rollback()
+            return await self._detail(
+                request,
+                db,
+                settings.base_url,
+                meeting_id,
+                errors=field_errors(request_locale(request), exc),
+                status_code=exc.status_code,
+            )
+        return Redirect(f"/meetings/{meeting_id}?done=occurrence_cancelled", status_code=303)
+
+
+DONE = ("created", "updated", "cancelled", "answered", "moved", "occurrence_cancelled")
+
+
+def _settled(form: MeetingForm) -> MeetingForm:
+    """The form after an add/remove button: the chosen list updated, the search kept for more picks."""
+    return msgspec.structs.replace(
+        form,
+        attendee_ids=[str(i) for i in form.chosen()],
+        cohost_ids=[str(i) for i in form.cohosts()],
+        add="",
+        remove="",
+        action="save",
+    )
+
+
+ROUTE_HANDLERS = [MeetingPages]
