@@ -1,4 +1,5 @@
-"""Command line: `python -m app serve | migrate | seed | create-admin | indicator close YYYY-MM`."""
+"""Command line: `python -m app serve | migrate | seed | create-admin | indicator close YYYY-MM`
+and `meetings reply FILE` (an answer to an invitation, saved from the organizer's mailbox)."""
 
 from __future__ import annotations
 
@@ -103,6 +104,35 @@ async def _indicator_close(settings: Settings, month_text: str) -> int:
         await engine.dispose()
 
 
+async def _meetings_reply(settings: Settings, raw: bytes) -> int:
+    """Record an attendee's answer from a METHOD:REPLY saved from the organizer's mailbox (.ics or .eml)."""
+    from app.db import make_engine, migrate, session_maker
+    from app.errors import DomainError
+    from app.i18n import translate
+    from scheduling import invitations, itip
+
+    engine = make_engine(settings.database_url)
+    if settings.migrate_on_start:
+        await migrate(engine)
+    try:
+        async with session_maker(engine)() as db:
+            done = await invitations.apply_reply(db, itip.calendar_from_mail(raw), actor_label="cli")
+            await db.commit()
+        print(
+            f"meeting {done.meeting_id}: {done.email} {done.partstat}"
+            + ("" if done.changed else " (unchanged)")
+        )
+        return 0
+    except itip.ItipError as exc:
+        print(f"not taken: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        print(f"not taken: {translate(settings.default_locale, exc.key, **exc.params)}", file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description="Telework Hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +149,11 @@ def main(argv: list[str] | None = None) -> None:
     ind = sub.add_parser("indicator", help="the monthly remote-work count")
     ind.add_argument("action", choices=["close"], help="close: record a finished month once")
     ind.add_argument("month", help="YYYY-MM")
+    mt = sub.add_parser("meetings", help="scheduled meetings")
+    mt.add_argument(
+        "action", choices=["reply"], help="reply: record an answer (iTIP METHOD:REPLY) from a file"
+    )
+    mt.add_argument("file", help="the .ics or the whole saved e-mail (.eml); - reads standard input")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -132,6 +167,13 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_create_admin(settings, args.login, args.email))
     elif args.command == "indicator":
         sys.exit(asyncio.run(_indicator_close(settings, args.month)))
+    elif args.command == "meetings":
+        try:
+            with open(args.file, "rb") if args.file != "-" else sys.stdin.buffer as source:
+                raw = source.read()
+        except OSError as exc:
+            sys.exit(f"cannot read {args.file}: {exc}")
+        sys.exit(asyncio.run(_meetings_reply(settings, raw)))
     else:
         import uvicorn
 

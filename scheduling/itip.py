@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
+from email.parser import BytesParser
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -340,6 +342,24 @@ def _as_utc(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return _utc(value)  # naive (floating) read as UTC: a REPLY carries the sender's copy of our values
     return None
+
+
+def calendar_from_mail(raw: bytes) -> bytes:
+    """The iCalendar object in what was saved from a mail client: the object itself, or a whole message
+    (.eml) whose text/calendar part (or .ics attachment) carries it.
+    """
+    if raw.lstrip().upper().startswith(b"BEGIN:VCALENDAR"):
+        return raw
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    for part in message.walk():
+        kind = part.get_content_type()
+        if kind in ("text/calendar", "application/ics") or (part.get_filename() or "").lower().endswith(
+            ".ics"
+        ):
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes) and payload.strip():
+                return payload
+    raise ItipError("no calendar object in this file")
 
 
 def parse_reply(data: bytes | str) -> Reply:

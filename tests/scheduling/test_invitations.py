@@ -7,7 +7,10 @@ calendar object read by two independent parsers (icalendar, which wrote it, and 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -27,7 +30,7 @@ from auth.models import User
 from scheduling import invitations
 from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence
 from tests.app.test_mail import Inbox
-from tests.live_server import free_port
+from tests.live_server import ROOT, free_port
 
 
 @pytest.fixture
@@ -382,3 +385,67 @@ async def test_outbox_row_keeps_the_calendar(db, settings):
         for a in (await db.execute(select(MeetingAttendee.id))).scalars().all()
     }
     assert dataclasses.is_dataclass(invitations.ReplyApplied)
+
+
+async def run_cli(settings, tmp_path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    """`python -m app ...` in a real process against this test's database."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SMTP_HOST", "BASE_URL", "REDIS_URL")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        SECRET_KEY=settings.secret_key,
+        APP_ENV="dev",
+        VAR_DIR=str(tmp_path / "cli"),
+        MIGRATE_ON_START="0",
+        DEFAULT_LOCALE="en",
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app",
+        *args,
+        env=env,
+        cwd=str(ROOT),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout=60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+def reply_mail(ics: bytes) -> bytes:
+    """An answer as a mail client sends it to the organizer (saved as .eml)."""
+    msg = EmailMessage()
+    msg["From"] = "Pat Partner <partner@example.com>"
+    msg["To"] = "kacho@example.lg.jp"
+    msg["Subject"] = "Accepted: 週次定例ミーティング"
+    msg.set_content("Pat Partner has accepted.")
+    msg.add_alternative(ics, maintype="text", subtype="calendar", params={"method": "REPLY"})
+    return msg.as_bytes()
+
+
+async def test_cli_takes_a_saved_reply_mail(db, settings, tmp_path):
+    meeting, attendees = await arrange(db, sequence=1)
+    guest_id, uid = attendees[2].id, meeting.uid
+    saved = tmp_path / "reply.eml"
+    saved.write_bytes(reply_mail(reply(uid, partstat="DECLINED")))
+
+    code, out, err = await run_cli(settings, tmp_path, "meetings", "reply", str(saved))
+
+    assert code == 0, err
+    assert out.strip() == f"meeting {meeting.id}: {GUEST} DECLINED"
+    await db.rollback()
+    row = await db.get(MeetingAttendee, guest_id, populate_existing=True)
+    assert row.partstat == "DECLINED"
+    event = (await db.execute(select(AuditEvent).where(AuditEvent.action == "meeting.reply"))).scalar_one()
+    assert event.actor_label == "cli"
+
+    # From standard input, a bare .ics: an older SEQUENCE is refused with a reason, nothing changes.
+    code, out, err = await run_cli(
+        settings, tmp_path, "meetings", "reply", "-", stdin=reply(uid, partstat="ACCEPTED", sequence=0)
+    )
+    assert code == 2 and "older invitation (version 0)" in err
+    code, _out, err = await run_cli(settings, tmp_path, "meetings", "reply", "-", stdin=b"hello")
+    assert code == 2 and "no calendar object" in err
+    await db.rollback()
+    assert (await db.get(MeetingAttendee, guest_id, populate_existing=True)).partstat == "DECLINED"

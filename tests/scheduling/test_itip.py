@@ -274,3 +274,17 @@ def test_parse_reply_refuses_two_attendees_and_huge_input():
         itip.parse_reply(two)
     with pytest.raises(itip.ItipError, match="too large"):
         itip.parse_reply(b"X" * (itip.MAX_REPLY_BYTES + 1))
+
+
+def test_calendar_from_mail_finds_the_object_in_a_saved_message():
+    from email.message import EmailMessage
+
+    assert itip.calendar_from_mail(OUTLOOK_REPLY.encode()) == OUTLOOK_REPLY.encode()
+    msg = EmailMessage()
+    msg["Subject"] = "Accepted: 週次定例"
+    msg.set_content("accepted")
+    msg.add_attachment(OUTLOOK_REPLY.encode(), maintype="application", subtype="ics", filename="reply.ics")
+    found = itip.calendar_from_mail(msg.as_bytes())
+    assert itip.parse_reply(found).partstat == "ACCEPTED"
+    with pytest.raises(itip.ItipError, match="no calendar object"):
+        itip.calendar_from_mail(b"Subject: hello\r\n\r\nno calendar here\r\n")
