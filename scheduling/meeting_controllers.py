@@ -31,7 +31,7 @@ def user_ids(raw: str) -> list[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= 2_147_483_647:
+        if not (part.isascii() and part.isdigit() and len(part) <= 10 and 1 <= int(part) <= 2_147_483_647):
             raise DomainError("meeting.bad_users", field="mt_users", status_code=400)
         ids.append(int(part))
     if len(ids) > queries.FREEBUSY_USERS:
@@ -110,8 +110,8 @@ class MeetingApi(Controller):
             db,
             cfg(request),
             user_ids(users),
-            meetings.local(start),
-            meetings.local(end),
+            meetings.local(start, "mt_window"),
+            meetings.local(end, "mt_window"),
             exclude_meeting=exclude,
         )
 

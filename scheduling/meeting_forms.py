@@ -14,6 +14,14 @@ from scheduling.config import TOKYO
 from scheduling.meeting_recurrence import utc
 
 
+def number(text: str) -> int | None:
+    """A whole number typed into a form (ASCII digits only), or None."""
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= 2_147_483_647:
+        return int(text)
+    return None
+
+
 def _list(value: list[str] | str) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
@@ -21,9 +29,9 @@ def _list(value: list[str] | str) -> list[str]:
 def _ids(value: list[str] | str) -> list[int]:
     out = []
     for v in _list(value):
-        v = v.strip()
-        if v.isdigit() and 1 <= int(v) <= 2_147_483_647:
-            out.append(int(v))
+        n = number(v)
+        if n:
+            out.append(n)
     return list(dict.fromkeys(out))[:250]
 
 
@@ -54,8 +62,9 @@ class MeetingForm(msgspec.Struct, kw_only=True):
 
     def chosen(self) -> list[int]:
         ids = _ids(self.attendee_ids)
-        if self.add.isdigit():
-            ids = list(dict.fromkeys([*ids, int(self.add)]))
+        added = number(self.add)
+        if added:
+            ids = list(dict.fromkeys([*ids, added]))
         return [i for i in ids if str(i) != self.remove]
 
     def cohosts(self) -> list[int]:
@@ -110,17 +119,19 @@ def to_meeting_in(form: MeetingForm) -> ms.MeetingIn:
         "freq": form.freq if form.freq in ("weekly", "monthly") else "",
     }
     if payload["freq"]:
-        if not form.interval.strip().isdigit():
+        interval = number(form.interval)
+        if interval is None:
             raise DomainError("meeting.rrule.interval", field="mt_repeat", status_code=422)
-        payload["interval"] = int(form.interval)
+        payload["interval"] = interval
         payload["byday"] = form.byday_list()
         payload["monthly_by"] = form.monthly_by
         if form.ends == "until":
             payload["until"] = form.until.strip()
         else:
-            if not form.count.strip().isdigit():
+            count = number(form.count)
+            if count is None:
                 raise DomainError("meeting.rrule.count", field="mt_repeat", n=100, status_code=422)
-            payload["count"] = int(form.count)
+            payload["count"] = count
     try:
         return msgspec.convert(payload, ms.MeetingIn)
     except msgspec.ValidationError as exc:

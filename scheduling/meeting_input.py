@@ -48,13 +48,17 @@ class Plan:
     lobby: bool
 
 
-def local(value: datetime) -> datetime:
-    """A time without an offset is Asia/Tokyo wall time; returned in UTC."""
-    return (value.replace(tzinfo=TOKYO) if value.tzinfo is None else value).astimezone(UTC)
+def local(value: datetime, field: str = "mt_start") -> datetime:
+    """A time without an offset is Asia/Tokyo wall time; returned in UTC, to the minute."""
+    try:
+        moment = (value.replace(tzinfo=TOKYO) if value.tzinfo is None else value).astimezone(UTC)
+    except (OverflowError, ValueError) as exc:  # the first or last representable instant, shifted
+        raise DomainError("meeting.too_far", field=field, status_code=422) from exc
+    return moment.replace(second=0, microsecond=0)
 
 
 def clean(text: str) -> str:
-    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", "", text).strip()
+    return re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]", "", text).strip()
 
 
 def check_times(start: datetime, end: datetime, now: datetime, field: str = "mt_start") -> None:

@@ -34,6 +34,7 @@ from scheduling.meeting_forms import (
     SequenceForm,
     form_of,
     jst,
+    number,
     settled,
     to_meeting_in,
     wall_time,
@@ -237,7 +238,7 @@ class MeetingPages(Controller):
                 request.user,
                 meeting_id,
                 cfg(request).now(),
-                based_on=int(data.sequence) if data.sequence.isdigit() else None,
+                based_on=number(data.sequence),
                 ip=client_ip(request),
             )
         except DomainError as exc:
@@ -281,10 +282,11 @@ class MeetingPages(Controller):
         if data.action != "save" or data.add or data.remove:
             return await form_page(request, db, settled(data), meeting=read)
         try:
-            if not data.sequence.isdigit():
+            sequence = number(data.sequence)
+            if sequence is None:
                 raise DomainError("meeting.stale", status_code=409)
             update = msgspec.convert(
-                {**msgspec.to_builtins(to_meeting_in(data)), "sequence": int(data.sequence)},
+                {**msgspec.to_builtins(to_meeting_in(data)), "sequence": sequence},
                 ms.MeetingUpdate,
             )
             await meetings.update_meeting(
@@ -323,7 +325,7 @@ class MeetingPages(Controller):
             move = ms.OccurrenceMoveIn(
                 start=wall_time(data.day, data.start_time, "mt_start"),
                 end=wall_time(data.day, data.end_time, "mt_end"),
-                sequence=int(data.sequence) if data.sequence.isdigit() else None,
+                sequence=number(data.sequence),
             )
             await meetings.move_occurrence(
                 db, settings, request.user, meeting_id, rid, move, cfg(request).now(), ip=client_ip(request)
@@ -365,7 +367,7 @@ class MeetingPages(Controller):
                 meeting_id,
                 parse_rid(recurrence_id),
                 cfg(request).now(),
-                based_on=int(data.sequence) if data.sequence.isdigit() else None,
+                based_on=number(data.sequence),
                 ip=client_ip(request),
             )
         except DomainError as exc:

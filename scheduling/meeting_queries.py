@@ -18,6 +18,7 @@ from app.security import Principal
 from auth.models import OrgUnit, User
 from scheduling import meeting_schemas as ms
 from scheduling.config import TOKYO, TeleworkConfig
+from scheduling.meeting_input import local
 from scheduling.meeting_recurrence import Occurrence, expand, parse_rrule, rid_text, utc
 from scheduling.meetings import attendees_of, exceptions_of, load
 from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence, TeleworkDay
@@ -138,8 +139,12 @@ async def meeting_read(
 
 
 def window(start: datetime | None, end: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    first = utc(start) if start else now
-    last = utc(end) if end else first + timedelta(days=92)
+    """The period asked for (times without an offset are Tokyo time); default: three months from now."""
+    first = local(start, "mt_window") if start else now
+    try:
+        last = local(end, "mt_window") if end else first + timedelta(days=92)
+    except OverflowError as exc:
+        raise DomainError("meeting.too_far", field="mt_window", status_code=400) from exc
     if last <= first:
         raise DomainError("meeting.bad_window", field="mt_window", status_code=400)
     if last - first > MAX_WINDOW:
@@ -255,7 +260,7 @@ def _squeezed(column: Any) -> Any:
 
 async def directory(db: AsyncSession, q: str, locale: str = "ja", limit: int = 20) -> list[ms.DirectoryEntry]:
     """Active people whose name, reading (kana), e-mail or employee number matches (at most 20)."""
-    text = "".join(q.split())[:100]
+    text = "".join(ch for ch in q if ch.isprintable() and not ch.isspace())[:100]
     if not text:
         return []
     conditions = [col(User.email).contains(text.lower(), autoescape=True)]

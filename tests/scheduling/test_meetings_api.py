@@ -358,3 +358,37 @@ async def test_freebusy_shows_meetings_and_telework(make_client, clock, db):
         params={"users": "1", "from": "2027-03-15T00:00:00", "to": "2027-06-16T00:00:00"},
     )
     assert wide.status_code == 400 and "31日" in wide.json()["detail"]
+
+
+async def test_odd_input_is_refused_never_a_server_error(make_client, clock):
+    client = await make_client(login=ORGANIZER)
+    for payload in (
+        body(start="0001-01-01T00:00:00", end="0001-01-01T01:00:00"),
+        body(start="9999-12-31T23:00:00-12:00", end="9999-12-31T23:59:00-12:00"),
+        body(title="\x00\x01"),
+        body(freq="weekly", until="9999-12-31"),
+        body(freq="monthly", count=5, start="2027-03-31T10:00:00", end="2027-03-31T11:00:00"),
+    ):
+        r = await client.post("/api/meetings", json=payload)
+        assert 400 <= r.status_code < 500, (payload, r.text)
+    for params in ({"q": "\x00"}, {"q": "%_\\"}):
+        assert (await client.get("/api/meetings/directory", params=params)).status_code == 200
+    fb = {"from": "2027-03-15T00:00:00", "to": "2027-03-16T00:00:00"}
+    for users in ("²", "99999999999", ",".join(str(i) for i in range(1, 60))):
+        assert (await client.get("/api/meetings/freebusy", params={"users": users, **fb})).status_code == 400
+    assert (await client.get("/api/meetings", params={"from": "9999-12-31T00:00:00"})).status_code in (
+        400,
+        422,
+    )
+    assert (await client.get("/api/meetings", params={"from": "0001-01-01T00:00:00"})).status_code in (
+        400,
+        422,
+    )
+    # seconds are dropped: the first occurrence of a series is the meeting's own start
+    r = await client.post(
+        "/api/meetings",
+        json=body(start="2027-03-08T10:00:30.5", end="2027-03-08T11:00:00", freq="weekly", count=2),
+    )
+    assert r.status_code == 201 and r.json()["start"] == "2027-03-08T01:00:00Z"
+    listed = (await client.get("/api/meetings")).json()
+    assert [i["recurrence_id"] for i in listed["items"]] == ["20270308T010000Z", "20270315T010000Z"]
