@@ -34,7 +34,7 @@ def _at(day: date, hh: int, mm: int) -> datetime:
     return datetime.combine(day, time(hh, mm), tzinfo=TOKYO)
 
 
-async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
+async def seed_if_empty(db: AsyncSession, config: TeleworkConfig, base_url: str = "") -> int:
     """Add demo policy and telework days when there are none; returns the number of days written."""
     if (await db.execute(select(func.count()).select_from(TeleworkDay))).scalar_one():
         return 0
@@ -167,5 +167,77 @@ async def seed_if_empty(db: AsyncSession, config: TeleworkConfig) -> int:
     for year in {fiscal_year(start), fiscal_year(today)}:
         note = "デモ用（30人規模に縮小）"
         db.add(IndicatorTarget(fiscal_year=year, monthly_target=150, baseline=20, note=note))
+    await _demo_meetings(db, today, base_url)
     await db.commit()
     return written
+
+
+async def _demo_meetings(db: AsyncSession, today: date, base_url: str) -> None:
+    """A weekly unit meeting and a one-off meeting with an outside guest (rows only: no mail is queued)."""
+    import secrets
+
+    from scheduling.ical import uid_host
+    from scheduling.meeting_recurrence import starts
+    from scheduling.models import Meeting, MeetingAttendee
+
+    people = {
+        u.employee_number: u
+        for u in (await db.execute(select(User).where(col(User.active).is_(True)))).scalars()
+    }
+    host = uid_host(base_url)
+    monday = today + timedelta(days=7 - today.weekday())
+    plans = [
+        (
+            "100006",
+            "行政改革課 週次定例",
+            "1. 今週の予定\n2. 在宅勤務の予定共有\n3. その他",
+            _at(monday, 10, 0),
+            30,
+            "FREQ=WEEKLY;COUNT=12",
+            [("100019", "cohost"), ("100020", "attendee"), ("100021", "attendee"), ("100012", "attendee")],
+            [],
+        ),
+        (
+            "100008",
+            "在宅勤務要領の見直し 打ち合わせ",
+            "要領改正案について、外部アドバイザーと意見交換します。",
+            _at(today + timedelta(days=2), 14, 0),
+            60,
+            "",
+            [("100012", "attendee"), ("100004", "cohost")],
+            ["advisor@example.com"],
+        ),
+    ]
+    for organizer, title, agenda, start, minutes, rrule, invited, outside in plans:
+        if organizer not in people:
+            continue
+        length = timedelta(minutes=minutes)
+        meeting = Meeting(
+            uid=f"meeting-{secrets.token_hex(16)}@{host}",
+            room_id=secrets.token_urlsafe(12),
+            organizer_id=people[organizer].id or 0,
+            unit_id=people[organizer].unit_id,
+            title=title,
+            agenda=agenda,
+            start_at=start,
+            end_at=start + length,
+            rrule=rrule,
+            series_end_at=starts(rrule, start, TOKYO)[-1] + length if rrule else None,
+        )
+        db.add(meeting)
+        await db.flush()
+        for number, role in invited:
+            if number in people:
+                user = people[number]
+                db.add(
+                    MeetingAttendee(
+                        meeting_id=meeting.id or 0,
+                        user_id=user.id,
+                        email=user.email.lower(),
+                        name=user.name,
+                        role=role,
+                        partstat="ACCEPTED" if role == "cohost" else "NEEDS-ACTION",
+                    )
+                )
+        for address in outside:
+            db.add(MeetingAttendee(meeting_id=meeting.id or 0, email=address))

@@ -32,7 +32,7 @@ async def _configure(app: Litestar) -> None:
         from scheduling.demo import seed_if_empty
 
         async with app.state.db_sessions() as db:
-            await seed_if_empty(db, app.state.telework_config)
+            await seed_if_empty(db, app.state.telework_config, settings.base_url)
 
 
 async def run_jobs(state: State) -> dict[str, int]:
