@@ -85,6 +85,7 @@ class AnswerForm(msgspec.Struct, kw_only=True):
 
 class SequenceForm(msgspec.Struct, kw_only=True):
     sequence: str = ""
+    confirm: str = ""  # cancelling the whole meeting asks for a tick first
 
 
 class MoveForm(msgspec.Struct, kw_only=True):

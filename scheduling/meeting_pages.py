@@ -231,7 +231,10 @@ class MeetingPages(Controller):
         meeting_id: Id,
         data: Annotated[SequenceForm, Form],
     ) -> Any:
+        await meetings.editable(db, meeting_id, request.user, organizer_only=True)  # 403/404 first
         try:
+            if data.confirm != "yes":
+                raise DomainError("mt.actions.confirm_missing", status_code=422)
             await meetings.cancel_meeting(
                 db,
                 settings,
@@ -242,7 +245,7 @@ class MeetingPages(Controller):
                 ip=client_ip(request),
             )
         except DomainError as exc:
-            if exc.status_code != 409:
+            if exc.status_code not in (409, 422):
                 raise
             await db.rollback()
             return await self._detail(
@@ -251,7 +254,7 @@ class MeetingPages(Controller):
                 settings.base_url,
                 meeting_id,
                 errors=field_errors(request_locale(request), exc),
-                status_code=409,
+                status_code=exc.status_code,
             )
         return Redirect(f"/meetings/{meeting_id}?done=cancelled", status_code=303)
 

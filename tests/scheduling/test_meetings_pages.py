@@ -164,7 +164,11 @@ async def test_edit_form_prefills_and_refuses_a_stale_save(make_client, clock):
         and "ほかの人が変更しました" in stale.text
         and "振り返り（延長）" in stale.text
     )
-    gone = await organizer.post(f"/meetings/{meeting_id}/cancel", data=form(organizer, sequence="1"))
+    unsure = await organizer.post(f"/meetings/{meeting_id}/cancel", data=form(organizer, sequence="1"))
+    assert unsure.status_code == 422 and "確認のチェックを入れてください" in unsure.text
+    gone = await organizer.post(
+        f"/meetings/{meeting_id}/cancel", data=form(organizer, sequence="1", confirm="yes")
+    )
     assert gone.status_code == 303
     page = await organizer.get(gone.headers["location"])
     assert "会議を中止し" in page.text and "中止" in page.text and "主催者の操作" not in page.text
