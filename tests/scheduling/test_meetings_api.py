@@ -392,3 +392,19 @@ async def test_odd_input_is_refused_never_a_server_error(make_client, clock):
     assert r.status_code == 201 and r.json()["start"] == "2027-03-08T01:00:00Z"
     listed = (await client.get("/api/meetings")).json()
     assert [i["recurrence_id"] for i in listed["items"]] == ["20270308T010000Z", "20270315T010000Z"]
+
+
+async def test_changing_a_series_keeps_the_exceptions_that_still_exist(make_client, clock):
+    organizer = await make_client(login=ORGANIZER)
+    m = (await organizer.post("/api/meetings", json=body(freq="weekly", count=3))).json()
+    base = f"/api/meetings/{m['id']}/occurrences"
+    assert (await organizer.post(f"{base}/20270315T010000Z/cancel", json={})).status_code == 200
+    longer = await organizer.put(f"/api/meetings/{m['id']}", json=body(freq="weekly", count=5, sequence=1))
+    assert longer.status_code == 200
+    assert [e["recurrence_id"] for e in longer.json()["exceptions"]] == ["20270315T010000Z"]
+    assert longer.json()["series_end"] == "2027-04-05T02:00:00Z"
+    later = await organizer.put(
+        f"/api/meetings/{m['id']}",
+        json=body(start="2027-03-08T14:00:00", end="2027-03-08T15:00:00", freq="weekly", count=5, sequence=2),
+    )
+    assert later.status_code == 200 and later.json()["exceptions"] == []  # no occurrence starts at 10:00 now
