@@ -111,6 +111,8 @@ class Source:
     rtx_payload_type: int | None = None
     rtx_ssrc: int | None = None
     recovered: int = 0
+    held: bool = False  # a host muted the owner: their packets go nowhere until they unmute themselves
+    dropped: int = 0
 
     @property
     def feedback_ssrc(self) -> int:
@@ -118,6 +120,9 @@ class Source:
 
     async def on_rtp(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         """The hot path: one incoming packet, rewritten and sent to every subscribed slot."""
+        if self.held:
+            self.dropped += 1
+            return
         if packet.payload_type not in self.payload_types:
             if packet.payload_type != self.rtx_payload_type or self.ssrc is None or len(packet.payload) < 3:
                 return  # unknown, or an RTX padding probe: nothing to forward
@@ -423,6 +428,22 @@ class Participant:
                     slot.stream.waiting_for_keyframe = True
                     if slot.source is not None:
                         await slot.source.request_keyframe()
+
+    def hold_audio(self, on: bool) -> None:
+        """A host's mute: drop this person's audio at the server (not a flag the page could ignore).
+
+        On release the next packet continues each subscriber's numbering (as when a slot changes hands).
+        """
+        source = self.sources["audio"]
+        if source.held == on:
+            return
+        source.held = on
+        if on:
+            self.room.speakers.remove(self.id)
+        else:
+            for slot in source.slots:
+                if slot.stream is not None:
+                    slot.stream.switch_source()
 
     async def close(self) -> None:
         if self._answer is not None and not self._answer.done():
