@@ -7,7 +7,8 @@ from pathlib import Path
 from litestar import Litestar
 
 from app.modules import Module
-from rtc.controllers import NAV, RoomApi, RoomPages, asset
+from rtc import usage, usage_controllers
+from rtc.controllers import NAV, GuestPages, RoomApi, RoomPages, asset
 from rtc.signalling import RtcService, room_socket
 
 HERE = Path(__file__).resolve().parent
@@ -18,6 +19,9 @@ async def start(app: Litestar) -> None:
     service = RtcService(app.state.settings, app.state.backends.redis, app.state.db_sessions)
     await service.start()
     app.state.rtc = service
+    if app.state.settings.jobs_interval_seconds > 0:  # this worker's open stays: seen every 30 s
+        beat = usage.HEARTBEAT_SECONDS
+        app.state.jobs.every("rtc.heartbeat", beat, lambda: usage.heartbeat_job(app.state))
 
 
 async def stop(app: Litestar) -> None:
@@ -32,11 +36,16 @@ MODULE = Module(
     route_handlers=[
         RoomApi,
         RoomPages,
+        GuestPages,
         room_socket,
         asset,
+        usage_controllers.UsageApi,
+        usage_controllers.UsagePages,
     ],
-    nav=NAV,
+    nav=[*NAV, *usage_controllers.NAV],
     template_dir=HERE / "templates",
+    measures=[usage.measures],
+    jobs=[("rtc.close_stale", usage.close_stale_job)],
     on_startup=[start],
     on_shutdown=[stop],
 )
