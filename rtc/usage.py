@@ -19,6 +19,7 @@ doing so for `STALE_AFTER` (the worker died) is closed at its last heartbeat by 
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,12 +45,12 @@ HEARTBEAT_SECONDS = 30
 STALE_AFTER = timedelta(minutes=2)
 
 # Stays open on this process, per session factory (one per app; tests run many apps in one process).
-_open: dict[int, set[int]] = {}
+_open: weakref.WeakKeyDictionary[async_sessionmaker[AsyncSession], set[int]] = weakref.WeakKeyDictionary()
 
 
 def open_stays(sessions: async_sessionmaker[AsyncSession]) -> set[int]:
     """Ids of the stays this process opened in this database and has not closed yet."""
-    return set(_open.get(id(sessions), ()))
+    return set(_open.get(sessions, ()))
 
 
 async def joined(
@@ -81,7 +82,7 @@ async def joined(
             db.add(stay)
             await db.commit()
             if stay.id is not None:
-                _open.setdefault(id(sessions), set()).add(stay.id)
+                _open.setdefault(sessions, set()).add(stay.id)
             return stay.id
     except Exception:  # usage figures must not stop a meeting
         log.exception("could not record joining room %s", room_id)
@@ -92,11 +93,11 @@ async def left(sessions: async_sessionmaker[AsyncSession] | None, stay_id: int |
     """Close a stay at now."""
     if sessions is None or stay_id is None:
         return
-    mine = _open.get(id(sessions))
+    mine = _open.get(sessions)
     if mine is not None:  # no more heartbeats even if the write below fails: close_stale then ends it
         mine.discard(stay_id)
         if not mine:
-            _open.pop(id(sessions), None)
+            _open.pop(sessions, None)
     try:
         async with sessions() as db:
             now = utcnow()
