@@ -308,10 +308,14 @@ def _compose(
     """Subject and body in each language (joined: Japanese first)."""
     subjects, bodies = [], []
     title = itip.one_line(loaded.meeting.title)
+    local_start = _aware(start).astimezone(TOKYO)
     for locale in locales:
         when = when_text(locale, start, end)
+        short = translate(
+            locale, "invite.when.short", date=_date(locale, start), start=f"{local_start:%H:%M}"
+        )
         subject_key = "cancel_one" if kind == "cancel_one" else kind if kind != "removed" else "cancel"
-        subjects.append(translate(locale, f"invite.subject.{subject_key}", title=title, when=when))
+        subjects.append(translate(locale, f"invite.subject.{subject_key}", title=title, when=short))
         bodies.append(
             _body(
                 locale,
