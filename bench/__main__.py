@@ -6,7 +6,7 @@ Arguments after a benchmark's name go to it, e.g. `python -m bench telework --ro
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import devices, indicator, rtc, startup, telework
+from bench import devices, indicator, meeting_usage, rtc, startup, telework
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], object]] = {
     "startup": lambda _args: startup.main(),
@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], object]] = {
     "indicator": indicator.main,
     "devices": lambda args: devices.main(list(args)),
     "rtc": lambda args: rtc.main(list(args)),
+    "meeting_usage": lambda args: meeting_usage.main(list(args)),
 }
 
 if __name__ == "__main__":

@@ -26,7 +26,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, String, and_, case, distinct, func, literal, or_, select, update
+from sqlalchemy import (
+    Float,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -241,13 +254,6 @@ class Usage:
     units: list[UnitUsage] = field(default_factory=list)
 
 
-def _people() -> Any:
-    """Distinct signed-in people plus guest stays, within a group."""
-    return func.count(distinct(col(RoomAttendance.user_id))) + func.sum(
-        case((col(RoomAttendance.user_id).is_(None), 1), else_=0)
-    )
-
-
 async def usage(
     db: AsyncSession,
     first: date,
@@ -263,60 +269,81 @@ async def usage(
     A = RoomAttendance
     joined_at, left_at = col(A.joined_at), col(A.left_at)
     day = _TokyoDay(joined_at)
-    began_here = and_(joined_at >= start, joined_at < end)
-    held = (
+    who = func.coalesce(col(A.user_id), -col(A.id))  # a person, or one guest stay
+    # One row per participant of each room-day (a reconnect is the same person), in their unit of the day.
+    present = (
         select(
             col(A.room_id).label("room_id"),
             day.label("day"),
+            who.label("who"),
+            col(A.guest).label("guest"),
+            func.min(col(A.unit_id)).label("unit_id"),
             func.max(col(A.meeting_id)).label("meeting_id"),
-            _people().label("people"),
         )
-        .where(began_here)
-        .group_by(col(A.room_id), day)
-        .having(_people() >= 2)
+        .where(joined_at >= start, joined_at < end)
+        .group_by(col(A.room_id), day, who, col(A.guest))
+        .cte("present")
+    )
+    held = (
+        select(
+            present.c.room_id,
+            present.c.day,
+            func.count().label("people"),
+            func.max(present.c.meeting_id).label("meeting_id"),
+        )
+        .group_by(present.c.room_id, present.c.day)
+        .having(func.count() >= 2)
         .cte("held")
     )
-    in_held = and_(held.c.room_id == col(A.room_id), held.c.day == day)
-    in_scope = col(A.unit_id).in_(sorted(units)) if units is not None else None
-
-    result = Usage(first=first, last=last)
-    if in_scope is None:
-        totals = select(
-            func.count(), func.coalesce(func.sum(held.c.people), 0), func.count(held.c.meeting_id)
+    in_scope = present.c.unit_id.in_(sorted(units)) if units is not None else None
+    per = (
+        select(
+            present.c.unit_id,
+            present.c.guest,
+            present.c.room_id,
+            present.c.day,
+            func.count().label("people"),
+            func.max(present.c.meeting_id).label("meeting_id"),
         )
-    else:  # the held meetings with someone in scope, counting only those people
-        scoped = (
-            select(held.c.room_id, held.c.day, held.c.meeting_id, _people().label("people"))
-            .select_from(A)
-            .join(held, in_held)
-            .where(began_here, in_scope)
-            .group_by(held.c.room_id, held.c.day, held.c.meeting_id)
+        .join(held, and_(held.c.room_id == present.c.room_id, held.c.day == present.c.day))
+        .where(*([in_scope] if in_scope is not None else []))
+        .group_by(present.c.unit_id, present.c.guest, present.c.room_id, present.c.day)
+        .cte("per")
+    )
+    meetings: Any = held
+    if in_scope is not None:  # the held meetings with someone in scope, counting only those people
+        meetings = (
+            select(
+                func.sum(per.c.people).label("people"),
+                func.max(per.c.meeting_id).label("meeting_id"),
+            )
+            .group_by(per.c.room_id, per.c.day)
             .subquery()
         )
-        totals = select(
-            func.count(), func.coalesce(func.sum(scoped.c.people), 0), func.count(scoped.c.meeting_id)
-        )
-    meetings, participants, scheduled = (await db.execute(totals)).one()
-    result.meetings, result.participants, result.scheduled = int(meetings), int(participants), int(scheduled)
-
-    rows: dict[tuple[int | None, bool], UnitUsage] = {}
-    per_meeting = (
-        select(
-            col(A.unit_id).label("unit_id"),
-            col(A.guest).label("guest"),
-            _people().label("people"),
-        )
-        .join(held, in_held)
-        .where(began_here, *([in_scope] if in_scope is not None else []))
-        .group_by(col(A.unit_id), col(A.guest), held.c.room_id, held.c.day)
-        .subquery()
+    # One statement, so each CTE is computed once: the per-unit rows (kind 0) and the totals (kind 1).
+    by_unit = select(
+        literal_column("0").label("kind"),
+        per.c.unit_id,
+        per.c.guest,
+        func.count().label("meetings"),
+        func.sum(per.c.people).label("people"),
+        literal_column("0").label("scheduled"),
+    ).group_by(per.c.unit_id, per.c.guest)
+    totals: Any = select(
+        literal_column("1"),
+        null(),
+        null(),
+        func.count(),
+        func.coalesce(func.sum(meetings.c.people), 0),
+        func.count(meetings.c.meeting_id),
     )
-    for unit_id, guest, count, people in await db.execute(
-        select(
-            per_meeting.c.unit_id, per_meeting.c.guest, func.count(), func.sum(per_meeting.c.people)
-        ).group_by(per_meeting.c.unit_id, per_meeting.c.guest)
-    ):
-        rows[(unit_id, bool(guest))] = UnitUsage(unit_id, bool(guest), int(count), int(people or 0))
+    result = Usage(first=first, last=last)
+    rows: dict[tuple[int | None, bool], UnitUsage] = {}
+    for kind, unit_id, guest, count, people, scheduled in await db.execute(union_all(by_unit, totals)):
+        if int(kind) == 1:
+            result.meetings, result.participants, result.scheduled = int(count), int(people), int(scheduled)
+        else:
+            rows[(unit_id, bool(guest))] = UnitUsage(unit_id, bool(guest), int(count), int(people or 0))
 
     stop = min(end, now)
     if stop > start:
@@ -330,7 +357,7 @@ async def usage(
             .where(
                 joined_at < stop,
                 or_(left_at.is_(None), left_at > start),
-                *([in_scope] if in_scope is not None else []),
+                *([col(A.unit_id).in_(sorted(units))] if units is not None else []),
             )
             .group_by(col(A.unit_id), col(A.guest))
         )
