@@ -65,7 +65,9 @@ async def start_session(
     old = request.scope.get("auth")
     if old is not None:
         await sessions.destroy(old.sid)
-    record = await sessions.create(user_id, method)
+    record = await sessions.create(
+        user_id, method, ip=client_ip(request), agent=request.headers.get("user-agent", "")
+    )
     return record.sid
 
 

@@ -6,6 +6,7 @@ new id, so a session id planted before sign-in is worthless afterwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -27,6 +28,17 @@ class SessionRecord:
     auth_method: str = "password"
     oidc_sid: str = ""
     id_token: str = ""
+    ip: str = ""  # where the sign-in came from, and the browser, so a person can tell their sessions apart
+    agent: str = ""
+
+    @property
+    def handle(self) -> str:
+        """A name for this session that is safe to show and post back: never the id itself."""
+        return session_handle(self.sid)
+
+
+def session_handle(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()[:20]
 
 
 class SessionManager:
@@ -36,7 +48,14 @@ class SessionManager:
         self.absolute = absolute_seconds
 
     async def create(
-        self, user_id: int, auth_method: str = "password", *, oidc_sid: str = "", id_token: str = ""
+        self,
+        user_id: int,
+        auth_method: str = "password",
+        *,
+        oidc_sid: str = "",
+        id_token: str = "",
+        ip: str = "",
+        agent: str = "",
     ) -> SessionRecord:
         record = SessionRecord(
             sid=secrets.token_urlsafe(32),
@@ -45,6 +64,8 @@ class SessionManager:
             auth_method=auth_method,
             oidc_sid=oidc_sid,
             id_token=id_token,
+            ip=ip[:64],
+            agent=agent[:200],
         )
         await self.store.set(SESSION_PREFIX + record.sid, json.dumps(asdict(record)), expires_in=self.idle)
         await self._index_add(USER_INDEX_PREFIX + str(user_id), record.sid)
@@ -71,6 +92,29 @@ class SessionManager:
 
     async def destroy(self, sid: str) -> None:
         await self.store.delete(SESSION_PREFIX + sid)
+
+    async def live_for(self, user_id: int) -> list[SessionRecord]:
+        """A person's live sessions, newest first (without renewing their idle timers)."""
+        found = []
+        for sid in await self._index(USER_INDEX_PREFIX + str(user_id)):
+            raw = await self.store.get(SESSION_PREFIX + sid)
+            if raw is None:
+                continue
+            try:
+                record = SessionRecord(**json.loads(raw))
+            except (TypeError, ValueError):
+                continue
+            if record.user_id == user_id and time.time() - record.created <= self.absolute:
+                found.append(record)
+        return sorted(found, key=lambda r: r.created, reverse=True)
+
+    async def destroy_handle(self, user_id: int, handle: str) -> bool:
+        """End one of this person's sessions, named by its handle; False if they have no such session."""
+        for record in await self.live_for(user_id):
+            if secrets.compare_digest(record.handle, handle):
+                await self.destroy(record.sid)
+                return True
+        return False
 
     async def destroy_all_for(self, user_id: int) -> int:
         """End every session of a user (deactivation, admin action); returns how many were live."""

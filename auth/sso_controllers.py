@@ -205,7 +205,12 @@ class SsoFlow(Controller):
         if old is not None:
             await sessions.destroy(old.sid)
         record = await sessions.create(
-            user.id or 0, "oidc", oidc_sid=str(claims.get("sid", ""))[:255], id_token=tokens["id_token"]
+            user.id or 0,
+            "oidc",
+            oidc_sid=str(claims.get("sid", ""))[:255],
+            id_token=tokens["id_token"],
+            ip=ip,
+            agent=request.headers.get("user-agent", ""),
         )
         audit.record(
             db,

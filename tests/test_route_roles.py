@@ -45,6 +45,8 @@ TABLE: dict[tuple[str, str], Rule] = {
     ("GET", "/schema/{path:str}"): Rule(PUBLIC),
     ("GET", "/schema/oauth2-redirect.html"): Rule(PUBLIC),
     ("GET", "/"): page(*SIGNED_IN),
+    ("GET", "/account/sessions"): page(*SIGNED_IN),
+    ("POST", "/account/sessions/end"): Rule(SIGNED_IN, ok=404, form={}),  # no such session handle
     ("GET", "/login"): Rule(("anon",), ok=200, denied=303),
     ("POST", "/login"): Rule(PUBLIC, ok=401, form={"login": "nobody", "password": "x"}),
     ("POST", "/logout"): Rule(PUBLIC, ok=303, form={}),
