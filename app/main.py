@@ -31,8 +31,8 @@ from app.openapi import document_problems
 from app.pages import HomePage
 from app.settings import Settings
 from app.stores import Backends, Counter
+from auth import account_pages, csv_controllers, sso_controllers
 from auth import controllers as auth_controllers
-from auth import csv_controllers, sso_controllers
 from auth import pages as auth_pages
 from auth.middleware import SessionAuthMiddleware
 from auth.passwords import Passwords
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_controllers.PeopleApi,
             auth_controllers.UnitsApi,
             auth_pages.AdminPages,
+            account_pages.AccountPages,
             sso_controllers.SsoFlow,
             sso_controllers.SsoAdmin,
             survey_controllers.SurveyApi,
