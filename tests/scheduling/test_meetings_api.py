@@ -408,3 +408,14 @@ async def test_changing_a_series_keeps_the_exceptions_that_still_exist(make_clie
         json=body(start="2027-03-08T14:00:00", end="2027-03-08T15:00:00", freq="weekly", count=5, sequence=2),
     )
     assert later.status_code == 200 and later.json()["exceptions"] == []  # no occurrence starts at 10:00 now
+
+
+async def test_a_meeting_that_is_over_cannot_be_changed(make_client, clock):
+    organizer = await make_client(login=ORGANIZER)
+    m = (await organizer.post("/api/meetings", json=body())).json()
+    clock.set("2027-03-08 11:30")
+    r = await organizer.put(f"/api/meetings/{m['id']}", json=body(title="後から変更", sequence=0))
+    assert r.status_code == 409 and "終わった会議" in r.json()["detail"]
+    assert (await organizer.get("/api/meetings")).json()["total"] == 0  # the list shows what is ahead
+    past = await organizer.get("/api/meetings", params={"from": "2027-03-08T00:00:00"})
+    assert past.json()["total"] == 1

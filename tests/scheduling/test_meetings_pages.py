@@ -172,3 +172,21 @@ async def test_edit_form_prefills_and_refuses_a_stale_save(make_client, clock):
     assert gone.status_code == 303
     page = await organizer.get(gone.headers["location"])
     assert "会議を中止し" in page.text and "中止" in page.text and "主催者の操作" not in page.text
+
+
+async def test_pages_and_messages_in_english(make_client, clock):
+    member = await make_client(login=MEMBER)
+    assert (await member.patch("/api/me", json={"locale": "en"})).status_code == 200
+    page = await member.get("/meetings")
+    assert "No upcoming meetings" in page.text and "Schedule a meeting" in page.text
+    bad = await member.post(
+        "/meetings/new",
+        data=form(
+            member, action="save", title="Review", day="2027-03-09", start_time="14:00", end_time="13:00"
+        ),
+    )
+    assert bad.status_code == 422 and "The end must be after the start." in bad.text
+    api = await member.post(
+        "/api/meetings", json={"title": "x", "start": "2027-03-09T14:00:00", "end": "2027-03-10T14:00:00"}
+    )
+    assert api.status_code == 422 and api.json()["detail"] == "A meeting can last at most 12 hours."
