@@ -5,11 +5,13 @@ must never keep anyone out of a meeting: errors are logged, not raised.
 
 Definitions (the same for the page, the API, the CSV and the indicator dashboard's measures):
 - a *meeting held* is one room on one day (Asia/Tokyo, by the day each stay began) with at least two
-  distinct participants that day; a scheduled series keeps one room, so each day it meets counts once;
-- its *participants* are the distinct signed-in people plus each guest stay (guests carry no identity here);
+  participants that day; a scheduled series keeps one room, so each day it meets counts once;
+- its *participants* are the distinct signed-in people (a reconnect is the same person) plus each guest stay
+  (guests carry no identity here, so a guest who reconnects counts again);
 - *participant-minutes* are the stays' durations clipped to the period (a stay still open counts to now),
   in every room, including time spent alone waiting for others.
-Per unit, a person counts in the unit they belonged to when joining; a meeting counts in every unit that
+Per unit, a person counts in the unit recorded when they joined (the lowest unit id should it differ between
+their stays that day), so the units' participants add up to the total; a meeting counts in every unit that
 had someone in it, so the units' meetings add up to more than the total.
 
 A worker refreshes its open stays' ``seen_at`` every `HEARTBEAT_SECONDS`; a stay whose worker stopped

@@ -102,7 +102,7 @@ async def test_figures_per_tokyo_month_and_unit(app, db):
     assert (m.meetings, m.participants, m.scheduled) == (3, 7, 0)
     # Minutes: A 70 + 30 + 30 + 10, C 10; B 30 + 30 + 30, D 30 + 10 (open); the guest 30.
     assert rows(m) == {gyokaku: (2, 2, 150), jinji: (3, 4, 130), "guest": (1, 1, 30)}
-    assert m.minutes == 310
+    assert m.minutes == 310 and sum(u.participants for u in m.units) == m.participants
     assert (feb.meetings, feb.participants, feb.minutes) == (1, 2, 20)
     assert rows(feb) == {gyokaku: (1, 2, 20)}
     # April so far: the tail of the stays across midnight (20 + 20) and D's open stay (60), no meeting.
