@@ -22,22 +22,11 @@ from joserfc.errors import InvalidClaimError, InvalidKeyIdError, JoseError, Miss
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
+from auth.oidc_errors import OidcError, ProviderUnavailable
+
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256"]
 JWKS_MIN_REFETCH_SECONDS = 5.0
-
-
-class OidcError(Exception):
-    """The provider or a token failed a check; `reason` is a short machine word for the audit trail."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-class ProviderUnavailable(OidcError):
-    """The provider did not answer, answered slowly, or answered nonsense."""
 
 
 @dataclass

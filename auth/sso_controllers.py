@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post, put
@@ -26,7 +26,10 @@ from app.settings import Settings
 from app.web import LANG_COOKIE, NavItem, page_context
 from auth import sso
 from auth.controllers import client_ip, safe_next, session_cookie
-from auth.oidc import OidcClient, OidcError, ProviderUnavailable
+from auth.oidc_errors import OidcError, ProviderUnavailable
+
+if TYPE_CHECKING:
+    from auth.oidc import OidcClient
 from auth.sessions import SessionManager
 
 log = logging.getLogger("telework.sso")

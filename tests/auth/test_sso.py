@@ -367,3 +367,13 @@ async def test_discovery_for_another_issuer_is_refused(settings, op):
             assert r.status_code == 502 and "一致しません" in r.text
     finally:
         await shutdown(application)
+
+
+def test_sso_libraries_are_not_loaded_when_sso_is_off() -> None:
+    """One importer per heavy library, and only when used: without OIDC settings authlib stays unloaded."""
+    import subprocess
+    import sys
+
+    code = "import sys, app.main; print(sorted(m for m in sys.modules if m.split('.')[0] in ('authlib',)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout
