@@ -392,3 +392,17 @@ DONE = ("created", "updated", "cancelled", "answered", "moved", "occurrence_canc
 
 
 ROUTE_HANDLERS = [MeetingPages]
+
+
+async def home_panel(
+    request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
+) -> tuple[str, dict[str, Any]] | None:
+    """Today's meetings that have not ended, each with its join link (nothing shown on a day without)."""
+    now = cfg(request).now()
+    end_of_day = datetime.combine(now.astimezone(TOKYO).date() + timedelta(days=1), time(0, 0), tzinfo=TOKYO)
+    found = await queries.list_mine(
+        db, principal, now, end_of_day, now, request.app.state.settings.base_url, per_page=10
+    )
+    if not found.items:
+        return None
+    return "scheduling/meetings/home_panel.html", {"meetings": found.items, "jst": jst}

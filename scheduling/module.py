@@ -67,7 +67,7 @@ MODULE = Module(
         *meeting_pages.ROUTE_HANDLERS,
     ],
     nav=[*pages.NAV, *meeting_pages.NAV, *admin_pages.NAV, *indicator_controllers.NAV],
-    home_panels=[pages.home_panel],
+    home_panels=[pages.home_panel, meeting_pages.home_panel],
     template_dir=HERE / "templates",
     jobs=[("telework", run_jobs)],
     on_startup=[_configure],

@@ -190,3 +190,23 @@ async def test_pages_and_messages_in_english(make_client, clock):
         "/api/meetings", json={"title": "x", "start": "2027-03-09T14:00:00", "end": "2027-03-10T14:00:00"}
     )
     assert api.status_code == 422 and api.json()["detail"] == "A meeting can last at most 12 hours."
+
+
+async def test_home_page_shows_todays_meetings_with_a_join_link(make_client, clock):
+    organizer = await make_client(login=ORGANIZER)
+    member = await make_client(login=MEMBER)
+    assert "今日の会議" not in (await member.get("/")).text
+    found = (await organizer.get("/api/meetings/directory", params={"q": MEMBER})).json()
+    r = await organizer.post(
+        "/api/meetings",
+        json={
+            "title": "朝会",
+            "start": "2027-03-01T13:00:00",
+            "end": "2027-03-01T13:15:00",
+            "attendee_ids": [found[0]["id"]],
+        },
+    )
+    home = (await member.get("/")).text
+    assert "今日の会議" in home and "朝会" in home and f"/rooms/{r.json()['room_id']}" in home
+    clock.set("2027-03-01 13:20")
+    assert "今日の会議" not in (await member.get("/")).text
