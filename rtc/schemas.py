@@ -28,3 +28,10 @@ class RoomRead(msgspec.Struct, kw_only=True):
     invitees: list[int]
     participants: int = 0
     max_participants: int = 0
+
+
+class GuestForm(msgspec.Struct, kw_only=True):
+    """The guest's link token (again) and the name the others will see."""
+
+    t: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""

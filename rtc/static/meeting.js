@@ -12,7 +12,10 @@ const state = {
   muted: false, cameraOff: false, audioOnly: false, hand: false, sharing: false,
   roster: new Map(), tracks: {}, leaving: false, retries: 0, fatal: false, speaker: null,
   joinStarted: 0, firstFrameAt: null,
+  host: false, locked: false, waiting: [], inLobby: false,
 };
+const FATAL = ["not_found", "not_invited", "sign_in", "origin", "room_full", "capacity", "ended", "removed", "locked",
+  "cancelled", "guest_removed"];
 window.__rtc = state; // for tests and for support staff looking at getStats()
 
 function status(text) { $("rtc-status").textContent = text; }
@@ -151,9 +154,46 @@ async function handle(msg) {
       state.me = msg.you;
       state.retries = 0;
       state.roster = new Map(msg.participants.map((p) => [p.id, p]));
+      state.host = Boolean(msg.host);
+      state.locked = Boolean(msg.locked);
+      state.waiting = msg.waiting || [];
+      showCall();
       newPeer(msg.iceServers || []);
       status(t("connected"));
       break;
+    case "lobby":
+      state.inLobby = true;
+      state.retries = 0;
+      $("call").hidden = true;
+      $("lobby").hidden = false;
+      status(t("lobby_waiting"));
+      $("btn-lobby-leave").focus();
+      return;
+    case "admitted":
+      status(t("admitted"));
+      return;
+    case "lobby-list": {
+      const before = new Set(state.waiting.map((p) => p.id));
+      state.waiting = msg.waiting || [];
+      const newcomer = state.waiting.find((p) => !before.has(p.id));
+      if (newcomer) status(t("someone_waiting", { name: newcomer.name }));
+      break;
+    }
+    case "locked":
+      state.locked = Boolean(msg.locked);
+      status(t(state.locked ? "locked_on" : "locked_off"));
+      break;
+    case "muted-by-host":
+      state.muted = true;
+      state.local?.getAudioTracks().forEach((track) => { track.enabled = false; });
+      if (state.roster.get(state.me)) state.roster.get(state.me).muted = true;
+      status(t("muted_by_host"));
+      break;
+    case "denied":
+    case "removed":
+    case "ended":
+      finish(t(msg.type), msg.type === "denied");
+      return;
     case "offer":
       state.tracks = msg.tracks || {};
       await answer(msg.sdp);
@@ -184,9 +224,12 @@ async function handle(msg) {
       addChat(msg);
       return;
     case "error":
-      state.fatal = ["not_found", "not_invited", "sign_in", "origin", "room_full", "capacity"].includes(msg.code);
-      status(msg.message);
-      if (state.fatal) { $("call").hidden = true; $("prejoin").hidden = false; }
+      if (!FATAL.includes(msg.code)) { status(msg.message || t(`error.${msg.code}`)); return; }
+      state.fatal = true;
+      status(msg.message || t(`error.${msg.code}`));
+      $("call").hidden = true;
+      $("lobby").hidden = true;
+      $("prejoin").hidden = false;
       return;
     default:
       return;
@@ -266,16 +309,58 @@ function renderTiles() {
   renderButtons();
 }
 
+function smallButton(label, onClick, className = "") {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.textContent = label;
+  if (className) b.className = className;
+  b.addEventListener("click", onClick);
+  return b;
+}
+
 function renderPeople() {
   const list = $("people-list");
   list.replaceChildren();
   for (const person of state.roster.values()) {
     const li = document.createElement("li");
-    const flags = [person.muted ? t("muted") : "", person.hand ? `✋ ${t("hand")}` : ""].filter(Boolean).join(" · ");
-    li.textContent = `${person.name}${person.id === state.me ? " " + t("you") : ""}${flags ? " — " + flags : ""}`;
+    const flags = [person.host ? t("host") : "", person.guest ? t("guest") : "", person.muted ? t("muted") : "",
+      person.hand ? `✋ ${t("hand")}` : ""].filter(Boolean).join(" · ");
+    const label = document.createElement("span");
+    label.textContent = `${person.name}${person.id === state.me ? " " + t("you") : ""}${flags ? " — " + flags : ""}`;
+    li.append(label);
+    if (state.host && person.id !== state.me) {
+      if (!person.muted) {
+        li.append(" ", smallButton(t("mute_person", { name: person.name }),
+          () => send({ type: "mute", participant: person.id })));
+      }
+      if (!person.host) {
+        li.append(" ", smallButton(t("remove_person", { name: person.name }), () => {
+          if (confirm(t("remove_confirm", { name: person.name }))) send({ type: "remove", participant: person.id });
+        }, "danger"));
+      }
+    }
     list.append(li);
   }
   $("people-count").textContent = String(state.roster.size);
+  renderHost();
+}
+
+function renderHost() {
+  $("host-panel").hidden = !state.host;
+  if (!state.host) return;
+  const list = $("waiting-list");
+  list.replaceChildren();
+  for (const person of state.waiting) {
+    const li = document.createElement("li");
+    const label = document.createElement("span");
+    label.textContent = `${person.name}${person.guest ? ` (${t("guest")})` : ""}`;
+    li.append(label, " ", smallButton(t("admit"), () => send({ type: "admit", id: person.id })),
+      " ", smallButton(t("deny"), () => send({ type: "deny", id: person.id }), "danger"));
+    list.append(li);
+  }
+  $("waiting-count").textContent = String(state.waiting.length);
+  $("waiting-empty").hidden = state.waiting.length > 0;
+  button("btn-lock", state.locked, t("unlock"), t("lock"));
 }
 
 function addChat(msg) {
@@ -352,16 +437,30 @@ function togglePanel(buttonId, panelId) {
   if (!panel.hidden) panel.querySelector("input, button, ul")?.focus?.();
 }
 
-function leave() {
+function showCall() {
+  state.inLobby = false;
+  $("lobby").hidden = true;
+  $("call").hidden = false;
+}
+
+function finish(text, mayRejoin) {
+  // Left, denied, removed or ended: stop everything; only a person who left or was denied is offered to come back.
   state.leaving = true;
-  send({ type: "leave" });
   state.ws?.close();
   closePeer();
   state.local?.getTracks().forEach((track) => track.stop());
   state.screen?.getTracks().forEach((track) => track.stop());
   $("call").hidden = true;
+  $("lobby").hidden = true;
   $("ended").hidden = false;
-  status(t("left_meeting"));
+  $("ended-text").textContent = text;
+  $("rejoin").hidden = !mayRejoin;
+  status(text);
+}
+
+function leave() {
+  send({ type: "leave" });
+  finish(t("left_meeting"), true);
 }
 
 $("join-button").addEventListener("click", async () => {
@@ -399,6 +498,9 @@ $("btn-audio-only").addEventListener("click", async () => {
 $("btn-chat").addEventListener("click", () => { $("btn-chat").textContent = t("chat"); togglePanel("btn-chat", "chat-panel"); });
 $("btn-people").addEventListener("click", () => togglePanel("btn-people", "people-panel"));
 $("btn-leave").addEventListener("click", leave);
+$("btn-lobby-leave").addEventListener("click", leave);
+$("btn-lock").addEventListener("click", () => send({ type: state.locked ? "unlock" : "lock" }));
+$("btn-end").addEventListener("click", () => { if (confirm(t("end_confirm"))) send({ type: "end" }); });
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const input = $("chat-input");

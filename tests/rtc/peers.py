@@ -1,13 +1,16 @@
-"""Test helpers: the app served in-process by uvicorn (WebSocket needs a server), aiortc client peers."""
+"""Test helpers: the app served in-process by uvicorn (WebSocket needs a server), aiortc client peers, and
+scheduled meetings (rows as scheduling writes them) whose rooms the peers join."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import secrets
 import socket
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -63,9 +66,12 @@ class SmallVideo(VideoStreamTrack):
 class ClientPeer:
     """An aiortc participant: joins over the WebSocket, publishes audio+video, counts what it gets."""
 
-    def __init__(self, base_url: str, room_id: str, cookie: str, shade: int = 100) -> None:
+    def __init__(
+        self, base_url: str, room_id: str, cookie: str, shade: int = 100, *, cookie_name: str = "th_session"
+    ) -> None:
         self.url = f"{base_url}/rooms/{room_id}/ws"
         self.cookie = cookie
+        self.cookie_name = cookie_name
         self.shade = shade
         self.pc: RTCPeerConnection | None = None
         self.ws: Any = None
@@ -74,12 +80,13 @@ class ClientPeer:
         self.frames: Counter[tuple[str, str]] = Counter()  # (participant, kind) -> frames decoded
         self.events: list[dict[str, Any]] = []
         self.welcome = asyncio.Event()
+        self.gone = asyncio.Event()  # the server closed the socket
         self._tasks: list[asyncio.Task[None]] = []
         self._published = False
 
     async def join(self) -> None:
         self.ws = await websockets.connect(
-            self.url, additional_headers={"Cookie": f"th_session={self.cookie}"}
+            self.url, additional_headers={"Cookie": f"{self.cookie_name}={self.cookie}"}
         )
         await self.send({"type": "join"})
         self._tasks.append(asyncio.create_task(self._read()))
@@ -87,7 +94,25 @@ class ClientPeer:
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
 
+    async def event(self, kind: str, seconds: float = 30.0, **match: Any) -> dict[str, Any]:
+        """The first message of this type (and these fields) received so far or within ``seconds``."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            for message in self.events:
+                if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                seen = [e.get("type") for e in self.events]
+                raise AssertionError(f"no {kind} {match} within {seconds}s; got {seen}")
+            await asyncio.sleep(0.05)
+
     async def _read(self) -> None:
+        try:
+            await self._read_messages()
+        finally:
+            self.gone.set()
+
+    async def _read_messages(self) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
             async for raw in self.ws:
                 message = json.loads(raw)
@@ -155,3 +180,52 @@ class ClientPeer:
                 await task
         if self.pc is not None:
             await self.pc.close()
+
+
+async def user_id(db: Any, employee_number: str) -> int:
+    from sqlalchemy import select
+
+    from auth.models import User
+
+    return int(
+        (await db.execute(select(User.id).where(User.employee_number == employee_number))).scalar_one()
+    )
+
+
+async def scheduled_meeting(
+    db: Any,
+    organizer: str,
+    *,
+    attendees: tuple[str, ...] = (),
+    cohosts: tuple[str, ...] = (),
+    guests: tuple[str, ...] = (),
+    lobby: bool = False,
+) -> Any:
+    """A scheduled meeting as scheduling stores it (people by employee number, guests by address)."""
+    from scheduling.models import Meeting, MeetingAttendee
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    meeting = Meeting(
+        uid=f"{secrets.token_hex(8)}@test",
+        room_id=secrets.token_urlsafe(12),
+        organizer_id=await user_id(db, organizer),
+        title="定例会議",
+        start_at=start,
+        end_at=start + timedelta(hours=1),
+        lobby=lobby,
+    )
+    db.add(meeting)
+    await db.flush()
+    for number, role in [(n, "attendee") for n in attendees] + [(n, "cohost") for n in cohosts]:
+        db.add(
+            MeetingAttendee(
+                meeting_id=meeting.id,
+                user_id=await user_id(db, number),
+                email=f"{number}@city.example",
+                role=role,
+            )
+        )
+    for address in guests:
+        db.add(MeetingAttendee(meeting_id=meeting.id, email=address, name="来訪 花子"))
+    await db.commit()
+    return meeting

@@ -16,6 +16,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/rooms"): Rule(SIGNED_IN, ok=303, form={}),
     ("GET", "/rooms/{room_id:str}"): page(*SIGNED_IN, ok=404),
     ("GET", "/rtc/static/{name:str}"): Rule(PUBLIC),
+    # Guests have no account: the signed link is the authority (tests/rtc/test_guests.py). Without a link
+    # the page is a 400, without the guest cookie the meeting page a 403, for everyone.
+    ("GET", "/rooms/{room_id:str}/guest"): Rule(PUBLIC, ok=400),
+    ("POST", "/rooms/{room_id:str}/guest"): Rule(PUBLIC, ok=400, form={}),
+    ("GET", "/rooms/{room_id:str}/guest/meeting"): Rule(PUBLIC, ok=403),
     **USAGE_RULES,
 }
 
