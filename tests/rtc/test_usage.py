@@ -321,3 +321,17 @@ async def test_the_indicator_dashboard_shows_the_meeting_measures(app, db, hr):
             ("rtc.measure.participants", 2),
             ("rtc.measure.participant_minutes", 90),
         ]
+
+
+async def test_a_server_with_jobs_beats_and_closes_stale_stays(settings):
+    import dataclasses
+
+    from app.main import create_app, shutdown, startup
+
+    application = create_app(dataclasses.replace(settings, jobs_interval_seconds=3600))
+    await startup(application)
+    try:
+        names = {task.get_name() for task in application.state.jobs._tasks}
+        assert {"job:rtc.heartbeat", "job:rtc.close_stale"} <= names
+    finally:
+        await shutdown(application)
