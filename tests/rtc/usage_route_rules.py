@@ -1,7 +1,7 @@
 """Role rules for rtc's usage-figure routes (merged into tests/rtc/route_rules.py RULES).
 
-Those who read the telework indicator see the meeting figures too (unit heads: their subtree's people), and IT,
-who run the meeting servers (tests/rtc/test_usage.py covers the scopes).
+Those who read the telework indicator see the meeting figures too (unit heads: their subtree's people),
+and IT, who run the meeting servers (tests/rtc/test_usage.py covers the scopes).
 """
 
 from __future__ import annotations
