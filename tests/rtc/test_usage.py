@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.db import utcnow
 from auth.models import User
@@ -31,8 +32,8 @@ async def people(db: Any) -> dict[str, tuple[int, int]]:
     """A, C: 行政改革課 (the demo unit head's unit); B, D: 人事課."""
     rows = (
         await db.execute(
-            select(User.employee_number, User.id, User.unit_id).where(
-                User.employee_number.in_(["100019", "100020", "100012", "100013"])  # type: ignore[attr-defined]
+            select(col(User.employee_number), col(User.id), col(User.unit_id)).where(
+                col(User.employee_number).in_(["100019", "100020", "100012", "100013"])
             )
         )
     ).all()
