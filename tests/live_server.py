@@ -42,6 +42,7 @@ class LiveServer:
     url: str
     var_dir: Path
     log: Path
+    process: subprocess.Popen[bytes] | None = None  # for tests that kill a worker
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -66,9 +67,18 @@ def _ready(url: str) -> bool:
 
 @contextlib.contextmanager
 def live_server(
-    var_dir: Path, *, extra_env: dict[str, str] | None = None, timeout: float = 60.0
+    var_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    name: str = "server",
+    loopback_ice: bool = False,
 ) -> Iterator[LiveServer]:
-    """Start the server with the demo organisation seeded, wait for /health/ready, stop it afterwards."""
+    """Start the server with the demo organisation seeded, wait for /health/ready, stop it afterwards.
+
+    ``name`` names its log (several servers may share one ``var_dir``); ``loopback_ice`` makes its media
+    offer 127.0.0.1 only (the RTC tests' loopback rule, see ``serve_loopback``).
+    """
     var_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in _DROP}
@@ -84,12 +94,13 @@ def live_server(
         PYTHONUNBUFFERED="1",
     )
     env.update(extra_env or {})
-    log = var_dir / "server.log"
-    server = LiveServer(url=f"http://127.0.0.1:{port}", var_dir=var_dir, log=log)
+    log = var_dir / f"{name}.log"
+    command = ["-m", "tests.live_server", "serve-loopback"] if loopback_ice else ["-m", "app", "serve"]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, *command], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
+        server = LiveServer(url=f"http://127.0.0.1:{port}", var_dir=var_dir, log=log, process=proc)
         try:
             deadline = time.monotonic() + timeout
             while not _ready(server.url):
@@ -106,3 +117,17 @@ def live_server(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def serve_loopback() -> None:
+    """`python -m app serve` whose ICE offers 127.0.0.1 only (as tests/rtc/conftest.py does in-process)."""
+    import aioice.ice
+
+    from app.__main__ import main
+
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+    main(["serve"])
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["serve-loopback"]:
+    serve_loopback()
