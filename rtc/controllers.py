@@ -28,10 +28,10 @@ Token = Annotated[str, QueryParameter(max_length=4096)]
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
-def _read(request: Request[Any, Any, Any], room: rooms.Room) -> schemas.RoomRead:
-    service = request.app.state.rtc
+async def _read(request: Request[Any, Any, Any], room: rooms.Room) -> schemas.RoomRead:
+    service = request.app.state.rtc  # the head count comes from the worker holding the room
     return room.read(
-        participants=len(service.rosters.get(room.id, {})), max_participants=service.sfu.max_participants
+        participants=await service.participants(room.id), max_participants=service.sfu.max_participants
     )
 
 
@@ -48,12 +48,14 @@ class RoomApi(Controller):
     ) -> schemas.RoomRead:
         """A new room; its page is at `url`."""
         room = await rooms.create_room(request.app.state.backends.store, db, request.user, data)
-        return _read(request, room)
+        return await _read(request, room)
 
     @get("/{room_id:str}", operation_id="getRoom")
     async def get_room(self, request: Request[Principal, Any, Any], room_id: RoomId) -> schemas.RoomRead:
         """A room, for the people who may join it."""
-        return _read(request, await rooms.room_for(request.app.state.backends.store, request.user, room_id))
+        return await _read(
+            request, await rooms.room_for(request.app.state.backends.store, request.user, room_id)
+        )
 
 
 class RoomPages(Controller):
