@@ -22,6 +22,7 @@ class RoomAttendance(SQLModel, table=True):
     __table_args__ = (
         Index("ix_rtc_attendance_joined", "joined_at"),
         Index("ix_rtc_attendance_room", "room_id"),
+        Index("ix_rtc_attendance_left", "left_at"),  # a month: stays ended in it, or still open
     )
 
     id: int | None = Field(default=None, primary_key=True)

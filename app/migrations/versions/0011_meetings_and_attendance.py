@@ -100,6 +100,7 @@ def upgrade() -> None:
     with op.batch_alter_table('rtc_attendance', schema=None) as batch_op:
         batch_op.create_index('ix_rtc_attendance_joined', ['joined_at'], unique=False)
         batch_op.create_index('ix_rtc_attendance_room', ['room_id'], unique=False)
+        batch_op.create_index('ix_rtc_attendance_left', ['left_at'], unique=False)
 
     with op.batch_alter_table('outbox_message', schema=None) as batch_op:
         batch_op.add_column(sa.Column('calendar_text', sa.Text(), server_default='', nullable=False))
@@ -113,6 +114,7 @@ def downgrade() -> None:
         batch_op.drop_column('calendar_text')
 
     with op.batch_alter_table('rtc_attendance', schema=None) as batch_op:
+        batch_op.drop_index('ix_rtc_attendance_left')
         batch_op.drop_index('ix_rtc_attendance_room')
         batch_op.drop_index('ix_rtc_attendance_joined')
 
