@@ -81,6 +81,7 @@ class ClientPeer:
         self.events: list[dict[str, Any]] = []
         self.welcome = asyncio.Event()
         self.gone = asyncio.Event()  # the server closed the socket
+        self._offers: asyncio.Queue[str] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._published = False
 
@@ -90,6 +91,7 @@ class ClientPeer:
         )
         await self.send({"type": "join"})
         self._tasks.append(asyncio.create_task(self._read()))
+        self._tasks.append(asyncio.create_task(self._answer_offers()))
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.ws.send(json.dumps(message))
@@ -127,10 +129,18 @@ class ClientPeer:
                     self.pc.on("track", self._on_track)
                     self.welcome.set()
                 elif kind == "offer":
+                    # Answered beside the reading (an answer may take a while): a reader stuck in it would
+                    # leave later messages, and the server's close, unread.
                     self.tracks = message["tracks"]
-                    await self._answer(message["sdp"])
+                    self._offers.put_nowait(message["sdp"])
                 elif kind == "tracks":
                     self.tracks = message["tracks"]
+
+    async def _answer_offers(self) -> None:
+        while True:
+            sdp = await self._offers.get()
+            with contextlib.suppress(websockets.ConnectionClosed):
+                await self._answer(sdp)
 
     async def _answer(self, sdp: str) -> None:
         assert self.pc is not None
