@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install run test check lint typecheck bench lock clean
+.PHONY: install run run-workers test check lint typecheck bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ install: $(STAMP)
 ## Run the service on the embedded default (SQLite under var/, in-process stores, demo org).
 run: install
 	$(BIN)/python -m app serve
+
+## Several web workers on one port (README, "Several workers"): needs REDIS_URL; make run-workers WORKERS=4
+WORKERS ?= 2
+run-workers: install
+	@test -n "$(REDIS_URL)" || { echo "run-workers needs REDIS_URL (e.g. redis://127.0.0.1:6379/0)" >&2; exit 1; }
+	$(BIN)/python -m app migrate
+	if [ "$${APP_ENV:-dev}" = dev ]; then $(BIN)/python -m app seed; fi
+	MIGRATE_ON_START=0 SEED_DEMO=0 $(BIN)/uvicorn app.main:create_app --factory --workers $(WORKERS) \
+	  --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --proxy-headers
 
 ## Run the whole test suite (PostgreSQL/Redis variants when DATABASE_URL/REDIS_URL are set).
 test: install
