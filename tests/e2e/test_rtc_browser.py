@@ -1,4 +1,5 @@
-"""Two headless Chromium pages meet through the real server and SFU; each decodes the other's video.
+"""Two headless Chromium pages meet through the real server and SFU; each decodes the other's video; then
+the host locks the meeting and removes the other through the page's host controls.
 
 Per the shared recipe the whole meeting (server, browser, ICE) runs in its own network namespace (only `lo`),
 so no packet can leave loopback: this module re-runs itself there (`python -m tests.e2e.test_rtc_browser`) and
@@ -142,10 +143,24 @@ async def meeting() -> dict[str, Any]:
                 if reconnected[-1] >= 30:
                     break
                 await asyncio.sleep(0.5)
+            # Host controls: the creator hosts. Lock (the guest hears of it), then remove the guest.
+            await host.get_by_role("heading", name=t("rtc.js.host_controls")).wait_for()
+            host_axe = await Axe().run(host)  # the host's page: lobby panel, lock, end, per-person buttons
+            await host.get_by_role("button", name=t("rtc.js.lock")).click()
+            lock_told = guest.locator("#rtc-status").filter(has_text=t("rtc.js.locked_on"))
+            await lock_told.wait_for(timeout=15_000)
+            host.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+            await host.locator("#people-list button.danger").first.click()  # "remove …", confirmed
+            removed = guest.locator("#ended-text").filter(has_text=t("rtc.js.removed"))
+            await removed.wait_for(timeout=15_000)
             result = {
+                "removed_seen": await removed.count(),
+                "rejoin_offered_after_removal": await guest.locator("#rejoin").is_visible(),
+                "host_roster_after_removal": await host.evaluate("() => window.__rtc.roster.size"),
                 "axe": [
                     {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:160] for n in v["nodes"][:3]]}
-                    for v in axe.response["violations"]
+                    for report in (axe, host_axe)
+                    for v in report.response["violations"]
                     if v.get("impact") in ("serious", "critical")
                 ],
                 "chat_seen": chat_seen,
@@ -203,6 +218,7 @@ def test_two_browsers_decode_each_other(tmp_path: Path, results_dir: Path) -> No
         f"no video after reconnecting: {result['reconnected_frames']}"
     )
     assert result["guest_join_ms"] is not None
+    assert result["removed_seen"] == 1 and result["rejoin_offered_after_removal"] is False
     print(
         f"\nbrowser meeting: guest join (navigation → first remote frame) {result['guest_join_ms']:.0f} ms, "
         f"click → frame {result['guest_click_to_frame_ms']:.0f} ms"
