@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -621,6 +622,8 @@ class Sfu:
             try:
                 await job()
             except (TimeoutError, asyncio.CancelledError, ConnectionError):
+                pass
+            except InvalidStateError:  # the person left (their connection closed) while this was queued
                 pass
             except Exception:
                 log.exception("rtc: negotiation failed")
