@@ -287,3 +287,49 @@ async def test_the_relaying_worker_is_killed(meeting_parts):
         assert left < 3.0, result
     finally:
         await meeting.close()
+
+
+async def test_a_hung_room_worker_loses_its_room_and_gives_it_up_when_it_wakes(meeting_parts):
+    """SIGSTOP the room's worker (hung, its Redis connection still open): someone arriving meanwhile gets no
+    answer from it, so the other worker takes the room after 2 s; once the hung worker's heartbeat expires
+    its relayed participant is told and rejoins there. On SIGCONT the woken worker finds the room taken
+    and tells its own participant to rejoin, who comes back through it (relayed the other way now)."""
+    a, b, redis, first, second, room_id = meeting_parts
+    meeting = Meeting(room_id)
+    assert a.process is not None and b.process is not None
+    try:
+        one, two, result = await start_meeting(a, b, redis, first, second, room_id, meeting)
+        third = await sign_in(b, "hr_admin")
+        stopped_at = time.monotonic()
+        os.kill(a.process.pid, signal.SIGSTOP)
+        try:
+            # Someone arriving now: b relays to a, which does not answer; after 2 s b takes the room.
+            three = await meeting.join(b, third, shade=120)
+            result["join_during_hang_to_welcome_ms"] = round((time.monotonic() - stopped_at) * 1000, 1)
+            assert pid_of(await worker_of(redis, room_id)) == b.process.pid
+            told = await wait_until(
+                lambda: closed(two), "the relayed participant to be told", 10, since=stopped_at
+            )
+            result["stop_to_relayed_participant_told_ms"] = round(told * 1000, 1)
+            assert [e for e in two.events if e.get("type") == "error"][-1]["code"] == "server_gone"
+            rejoin_at = time.monotonic()
+            two_again = await meeting.join(b, second, shade=200)
+            result["rejoin_to_welcome_ms"] = round((time.monotonic() - rejoin_at) * 1000, 1)
+            assert pid_of(await worker_of(redis, room_id)) == b.process.pid
+        finally:
+            continued_at = time.monotonic()
+            os.kill(a.process.pid, signal.SIGCONT)
+        moved = await wait_until(lambda: closed(one), "the woken worker to hand over", 10, since=continued_at)
+        result["cont_to_its_participant_told_ms"] = round(moved * 1000, 1)
+        assert [e for e in one.events if e.get("type") == "error"][-1]["code"] == "server_gone"
+        assert one.ws.close_code == 1012
+        one_again = await meeting.join(a, first, shade=60)  # through the woken worker: relayed to b
+        await wait_until(lambda: receiving(one_again, two_again), "media again, the room on b")
+        await wait_until(lambda: receiving(one_again, three), "the one who came during the hang too")
+        assert pid_of(await worker_of(redis, room_id)) == b.process.pid
+        result["rejoin_to_both_receiving_ms"] = round((time.monotonic() - continued_at - moved) * 1000, 1)
+        record("rtc-workers-room-worker-hung", result)
+        assert told < 5.0, result  # heartbeat TTL (3 s) + one check
+        assert moved < 3.0, result  # the next heartbeat (every second) finds the room taken
+    finally:
+        await meeting.close()
