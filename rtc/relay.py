@@ -117,7 +117,12 @@ async def serve(service: RtcService, request: dict[str, Any]) -> None:
 
         async def pump_up() -> None:
             async for raw in subscriber.iter_events():
-                message = json.loads(raw)
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(message, dict):
+                    continue
                 if message.get("op") == "m" and isinstance(message.get("m"), dict):
                     link.inbox.put_nowait(message["m"])
                 elif message.get("op") == "gone":
@@ -212,6 +217,9 @@ async def front(
             tasks = [asyncio.create_task(c) for c in (pump_up(), pump_down(), watch())]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("relay for room %s failed", room_id, exc_info=task.exception())
                 if any(t.result() for t in done if not t.cancelled() and t.exception() is None):
                     log.warning("worker %s went away during a stay in room %s", holder, room_id)
                     await link.refuse("server_gone", GONE_CLOSE_CODE)
