@@ -197,6 +197,27 @@ def _attendee(party: Party, *, rsvp: bool) -> vCalAddress:
     return _address(party, **params)
 
 
+def _people(
+    event: Event,
+    meeting: MeetingEvent,
+    sequence: int,
+    status: str,
+    attendees: Sequence[Party],
+    *,
+    rsvp: bool,
+    sent_by: str,
+) -> None:
+    """SEQUENCE, STATUS, organizer and attendees: the same for the series and each moved occurrence."""
+    event.add("sequence", sequence)
+    event.add("status", status)
+    event.add("organizer", _organizer(meeting, sent_by))
+    for party in attendees:
+        event.add("attendee", _attendee(party, rsvp=rsvp))
+    if attendees:
+        # Outlook would otherwise offer "propose new time" (METHOD:COUNTER), which this service does not take.
+        event.add("x-microsoft-disallow-counter", "TRUE")
+
+
 def _master(
     meeting: MeetingEvent,
     links: Links | None,
@@ -218,14 +239,7 @@ def _master(
             if exc.cancelled:
                 # One EXDATE line per date: some clients read only the first value of a list.
                 event.add("exdate", _local(exc.recurrence_id, zone))
-    event.add("sequence", max(0, meeting.sequence))
-    event.add("status", status)
-    event.add("organizer", _organizer(meeting, sent_by))
-    for party in attendees:
-        event.add("attendee", _attendee(party, rsvp=rsvp))
-    if attendees:
-        # Outlook would otherwise offer "propose new time" (METHOD:COUNTER), which this service does not take.
-        event.add("x-microsoft-disallow-counter", "TRUE")
+    _people(event, meeting, max(0, meeting.sequence), status, attendees, rsvp=rsvp, sent_by=sent_by)
     return event
 
 
@@ -251,13 +265,9 @@ def _override(
     event.add("recurrence-id", _local(original_start, zone))
     event.add("dtstart", _local(start, zone))
     event.add("dtend", _local(end, zone))
-    event.add("sequence", max(0, meeting.sequence, exc.sequence))
-    event.add("status", status)
-    event.add("organizer", _organizer(meeting, sent_by))
-    for party in attendees:
-        event.add("attendee", _attendee(party, rsvp=rsvp))
-    if attendees:
-        event.add("x-microsoft-disallow-counter", "TRUE")
+    _people(
+        event, meeting, max(0, meeting.sequence, exc.sequence), status, attendees, rsvp=rsvp, sent_by=sent_by
+    )
     return event
 
 

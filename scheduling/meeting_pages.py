@@ -203,6 +203,25 @@ class MeetingPages(Controller):
             status_code=status_code,
         )
 
+    async def _refused(
+        self,
+        request: Request[Principal, Any, Any],
+        db: AsyncSession,
+        base_url: str,
+        meeting_id: int,
+        exc: DomainError,
+    ) -> Template:
+        """An action refused (stale, bad input): undo it and show the meeting again with the message."""
+        await db.rollback()
+        return await self._detail(
+            request,
+            db,
+            base_url,
+            meeting_id,
+            errors=field_errors(request_locale(request), exc),
+            status_code=exc.status_code,
+        )
+
     @post(
         "/meetings/{meeting_id:int}/respond",
         operation_id="respondMeetingSubmit",
@@ -247,15 +266,7 @@ class MeetingPages(Controller):
         except DomainError as exc:
             if exc.status_code not in (409, 422):
                 raise
-            await db.rollback()
-            return await self._detail(
-                request,
-                db,
-                settings.base_url,
-                meeting_id,
-                errors=field_errors(request_locale(request), exc),
-                status_code=exc.status_code,
-            )
+            return await self._refused(request, db, settings.base_url, meeting_id, exc)
         return Redirect(f"/meetings/{meeting_id}?done=cancelled", status_code=303)
 
     @get("/meetings/{meeting_id:int}/edit", operation_id="editMeetingPage")
@@ -336,15 +347,7 @@ class MeetingPages(Controller):
         except DomainError as exc:
             if exc.status_code in (403, 404):
                 raise
-            await db.rollback()
-            return await self._detail(
-                request,
-                db,
-                settings.base_url,
-                meeting_id,
-                errors=field_errors(request_locale(request), exc),
-                status_code=exc.status_code,
-            )
+            return await self._refused(request, db, settings.base_url, meeting_id, exc)
         return Redirect(f"/meetings/{meeting_id}?done=moved", status_code=303)
 
     @post(
@@ -376,15 +379,7 @@ class MeetingPages(Controller):
         except DomainError as exc:
             if exc.status_code in (403, 404):
                 raise
-            await db.rollback()
-            return await self._detail(
-                request,
-                db,
-                settings.base_url,
-                meeting_id,
-                errors=field_errors(request_locale(request), exc),
-                status_code=exc.status_code,
-            )
+            return await self._refused(request, db, settings.base_url, meeting_id, exc)
         return Redirect(f"/meetings/{meeting_id}?done=occurrence_cancelled", status_code=303)
 
 

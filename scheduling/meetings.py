@@ -137,6 +137,44 @@ async def series_end(db: AsyncSession, meeting: Meeting) -> datetime | None:
 # ---------------------------------------------------------------- writing
 
 
+def _audit(
+    db: AsyncSession,
+    principal: Principal,
+    action: str,
+    meeting_id: int,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    ip: str = "",
+) -> None:
+    """One audit event about a meeting, by the signed-in person."""
+    record(
+        db,
+        action,
+        actor_id=principal.id,
+        actor_label=principal.name,
+        entity_type="meeting",
+        entity_id=meeting_id,
+        before=before,
+        after=after,
+        ip=ip,
+    )
+
+
+async def _refresh_series_end(db: AsyncSession, meeting: Meeting) -> None:
+    """Write what changed, then the series' end again (moved and cancelled occurrences count)."""
+    await db.flush()
+    meeting.series_end_at = await series_end(db, meeting)
+    await db.flush()
+
+
+def _new_exception(db: AsyncSession, meeting_id: int, recurrence_id: datetime) -> MeetingOccurrence:
+    """The exception row for an occurrence changed for the first time."""
+    row = MeetingOccurrence(meeting_id=meeting_id, recurrence_id=utc(recurrence_id))
+    db.add(row)
+    return row
+
+
 async def create(
     db: AsyncSession,
     settings: Settings,
@@ -188,13 +226,11 @@ async def create(
         for i in p.invitees
     )
     await db.flush()
-    record(
+    _audit(
         db,
+        principal,
         "meeting.created",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting.id,
+        meeting.id,
         after={**snapshot(meeting), "attendees": len(p.invitees)},
         ip=ip,
     )
@@ -261,21 +297,17 @@ async def update_meeting(
         )
         for i in added
     )
-    await db.flush()
-    meeting.series_end_at = await series_end(db, meeting)
-    await db.flush()
+    await _refresh_series_end(db, meeting)
     if removed:
         await invitations.queue_cancel(db, settings, meeting_id, attendee_ids=[a.id for a in removed if a.id])
         for a in removed:
             await db.delete(a)
         await db.flush()
-    record(
+    _audit(
         db,
+        principal,
         "meeting.updated",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting_id,
+        meeting_id,
         before=before,
         after={
             **snapshot(meeting),
@@ -305,13 +337,11 @@ async def cancel_meeting(
     await claim(db, meeting, meeting.sequence if based_on is None else based_on, now)
     meeting.status = "cancelled"
     await db.flush()
-    record(
+    _audit(
         db,
+        principal,
         "meeting.cancelled",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting_id,
+        meeting_id,
         before=before,
         after=snapshot(meeting),
         ip=ip,
@@ -358,20 +388,15 @@ async def move_occurrence(
     check_times(start, end, now)
     sequence = await claim(db, meeting, meeting.sequence if data.sequence is None else data.sequence, now)
     if row is None:
-        row = MeetingOccurrence(meeting_id=meeting_id, recurrence_id=utc(recurrence_id))
-        db.add(row)
+        row = _new_exception(db, meeting_id, recurrence_id)
     before = {"start_at": utc(row.start_at).isoformat() if row.start_at else utc(recurrence_id).isoformat()}
     row.start_at, row.end_at, row.sequence, row.updated_at = start, end, sequence, now
-    await db.flush()
-    meeting.series_end_at = await series_end(db, meeting)
-    await db.flush()
-    record(
+    await _refresh_series_end(db, meeting)
+    _audit(
         db,
+        principal,
         "meeting.occurrence_moved",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting_id,
+        meeting_id,
         before=before,
         after={
             "recurrence_id": utc(recurrence_id).isoformat(),
@@ -402,19 +427,14 @@ async def cancel_occurrence(
     row = await _occurrence(db, meeting, recurrence_id, now)
     sequence = await claim(db, meeting, meeting.sequence if based_on is None else based_on, now)
     if row is None:
-        row = MeetingOccurrence(meeting_id=meeting_id, recurrence_id=utc(recurrence_id))
-        db.add(row)
+        row = _new_exception(db, meeting_id, recurrence_id)
     row.cancelled, row.sequence, row.updated_at = True, sequence, now
-    await db.flush()
-    meeting.series_end_at = await series_end(db, meeting)
-    await db.flush()
-    record(
+    await _refresh_series_end(db, meeting)
+    _audit(
         db,
+        principal,
         "meeting.occurrence_cancelled",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting_id,
+        meeting_id,
         after={"recurrence_id": utc(recurrence_id).isoformat(), "sequence": sequence},
         ip=ip,
     )
@@ -451,13 +471,11 @@ async def respond(
     before = row.partstat
     row.partstat, row.responded_at = answer, now
     await db.flush()
-    record(
+    _audit(
         db,
+        principal,
         "meeting.answered",
-        actor_id=principal.id,
-        actor_label=principal.name,
-        entity_type="meeting",
-        entity_id=meeting_id,
+        meeting_id,
         before={"partstat": before},
         after={"partstat": answer},
         ip=ip,
