@@ -13,24 +13,39 @@ Rules (README, "RTC / meetings"):
 - Ended: everyone in the room and the lobby is told and closed; a scheduled meeting's room refuses everyone
   for ``ENDED_SECONDS`` (its next occurrence opens it again), an instant room for the rest of its life.
 - Lock and "already admitted" are forgotten when the room is empty.
+Every host decision writes an audit event (``rtc.lobby.admit``, ``rtc.participant.remove``, ``rtc.room.end``,
+see ``AUDIT_ACTIONS``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from app import audit
 from rtc.access import Identity
 
 if TYPE_CHECKING:
     from rtc.signalling import RtcService
 
+log = logging.getLogger("telework.rtc.moderation")
+
 BAN_SECONDS = 12 * 3600
 ENDED_SECONDS = 10 * 60
 INSTANT_ROOM_SECONDS = 24 * 3600  # rooms.ROOM_TTL_SECONDS: an ended instant room never opens again
 HOST_ACTIONS = ("admit", "deny", "lock", "unlock", "mute", "remove", "end")
+AUDIT_ACTIONS = {
+    "admit": "rtc.lobby.admit",
+    "deny": "rtc.lobby.deny",
+    "lock": "rtc.room.lock",
+    "unlock": "rtc.room.unlock",
+    "mute": "rtc.participant.mute",
+    "remove": "rtc.participant.remove",
+    "end": "rtc.room.end",
+}
 
 
 @dataclass
@@ -130,10 +145,13 @@ async def act(
     kind = message.get("type")
     roster = service.rosters.get(room_id, {})
     by = me["name"]
+    whom: dict[str, Any] = {}
     if kind in ("admit", "deny"):
         waiting_id = message.get("id")
-        if not isinstance(waiting_id, str) or room.lobby.pop(waiting_id, None) is None:
+        waiting = room.lobby.pop(waiting_id, None) if isinstance(waiting_id, str) else None
+        if waiting is None:
             return "not_waiting"
+        whom = {"name": waiting["name"], "guest": waiting["guest"]}
         service.publish(room_id, {"type": kind, "to": waiting_id, "by": by})
         publish_lobby(service, room_id, room)
     elif kind in ("lock", "unlock"):
@@ -143,6 +161,7 @@ async def act(
         target = message.get("participant")
         if not isinstance(target, str) or target not in roster:
             return "no_participant"
+        whom = {k: roster[target].get(k) for k in ("name", "user", "guest")}
         if kind == "remove":
             if roster[target].get("host"):
                 return "host_stays"
@@ -153,4 +172,28 @@ async def act(
     elif kind == "end":
         room.end(who.meeting_id is None, time.monotonic())
         service.publish(room_id, {"type": "ended", "by": by})
+    await _audit(service, who, AUDIT_ACTIONS[str(kind)], room_id, whom)
     return None
+
+
+async def _audit(service: RtcService, who: Identity, action: str, room_id: str, whom: dict[str, Any]) -> None:
+    """One audit event per host decision; a failed write is logged and never stops the meeting."""
+    if service.db_sessions is None:
+        return
+    try:
+        async with service.db_sessions() as db:
+            after: dict[str, Any] = {"participant": whom} if whom else {}
+            if who.meeting_id is not None:
+                after["meeting_id"] = who.meeting_id
+            audit.record(
+                db,
+                action,
+                actor_id=who.user_id,
+                actor_label=who.name,
+                entity_type="room",
+                entity_id=room_id,
+                after=after or None,
+            )
+            await db.commit()
+    except Exception:
+        log.exception("could not audit %s in room %s", action, room_id)

@@ -7,10 +7,14 @@ in packets the server forwards, not in a flag.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from app.audit import AuditEvent
+from rtc.access import Identity
+from rtc.moderation import BAN_SECONDS, ENDED_SECONDS, INSTANT_ROOM_SECONDS, RoomControl
 from scheduling.models import Meeting
 from tests.rtc.peers import ClientPeer, scheduled_meeting, serve
 from tests.rtc.test_meeting import wait_until
@@ -170,7 +174,35 @@ async def test_a_host_mute_stops_forwarding_that_persons_audio_until_they_unmute
             await close_all(host, other)
 
 
-async def test_a_removed_participant_is_closed_and_cannot_come_back(app, make_client):
+async def audited(db: Any, room_id: str) -> list[tuple[str, str, Any]]:
+    await db.rollback()
+    rows = (await db.execute(select(AuditEvent).where(AuditEvent.entity_id == room_id))).scalars().all()
+    return [(e.action, e.actor_label, json.loads(e.after)) for e in rows if e.action != "rtc.room.create"]
+
+
+def test_the_rooms_rules_in_time():
+    """Without sockets: who is refused when, for how long, and what a room forgets once empty."""
+    person = Identity(user_id=7, name="a")
+    guest = Identity(user_id=None, name="g", guest=True, email="G@Partner.example", lobby=True)
+    host = Identity(user_id=1, name="h", host=True)
+    room = RoomControl("room-one")
+    assert room.refusal(person, 0.0) is None and room.must_wait(guest) and not room.must_wait(person)
+    room.locked = True
+    assert room.refusal(person, 0.0) == "locked" and room.refusal(host, 0.0) is None
+    room.banned[guest.key] = BAN_SECONDS
+    assert guest.key == "guest:g@partner.example"  # by address, whatever its case
+    assert room.refusal(guest, BAN_SECONDS - 1) == "removed" and room.refusal(guest, BAN_SECONDS) != "removed"
+    room.admitted.add(guest.key)
+    assert not room.must_wait(guest)  # a reconnect after a blip skips the lobby
+    room.end(instant=False, now=100.0)
+    assert room.refusal(host, 100.0 + ENDED_SECONDS - 1) == "ended"  # hosts too
+    assert room.refusal(person, 100.0 + ENDED_SECONDS) is None and not room.locked and not room.admitted
+    assert not room.idle(100.0) and room.idle(BAN_SECONDS + 1)
+    room.end(instant=True, now=0.0)
+    assert room.refusal(host, INSTANT_ROOM_SECONDS - 1) == "ended"
+
+
+async def test_a_removed_participant_is_closed_and_cannot_come_back(app, make_client, db):
     owner, head = await make_client("employee"), await make_client("unit_head")
     room_id = (await owner.post("/api/rooms", json={})).json()["id"]
     async with serve(app) as base:
@@ -199,6 +231,8 @@ async def test_a_removed_participant_is_closed_and_cannot_come_back(app, make_cl
             assert not again.welcome.is_set()
         finally:
             await close_all(host, other, again)
+    [(action, actor, after)] = await audited(db, room_id)  # the refused attempt on a host left no trace
+    assert action == "rtc.participant.remove" and actor and after["participant"]["name"]
 
 
 async def test_a_cohost_ends_the_meeting_for_everyone_and_the_room_stays_closed(app, make_client, db):
@@ -233,6 +267,9 @@ async def test_a_cohost_ends_the_meeting_for_everyone_and_the_room_stays_closed(
             assert (await late.event("error"))["code"] == "ended"
         finally:
             await close_all(*peers, knocking, late)
+    assert [(a, after) for a, _, after in await audited(db, room_id)] == [
+        ("rtc.room.end", {"meeting_id": meeting.id})
+    ]
 
 
 async def test_a_locked_room_refuses_newcomers_but_not_hosts(app, make_client):
