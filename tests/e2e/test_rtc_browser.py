@@ -1,5 +1,6 @@
 """Two headless Chromium pages meet through the real server and SFU; each decodes the other's video; then
-the host locks the meeting and removes the other through the page's host controls.
+the host locks the meeting and removes the other through the page's host controls; last, a guest opens a
+scheduled meeting's signed link, gives a name, waits in the lobby and is admitted by the organizer.
 
 Per the shared recipe the whole meeting (server, browser, ICE) runs in its own network namespace (only `lo`),
 so no packet can leave loopback: this module re-runs itself there (`python -m tests.e2e.test_rtc_browser`) and
@@ -16,17 +17,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from app import signing
 from app.i18n import translate
 from tests.conftest import DEMO_PASSWORD, LOGIN_BY_ROLE
 from tests.live_server import ROOT, live_server
 
 CHROMIUM = "/usr/bin/chromium"
+SECRET_KEY = "e2e-" + uuid.uuid4().hex  # to sign a guest's link as the invitation mail would
+VISITOR = "visitor@partner.example"
 RECIPE_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
@@ -85,7 +92,10 @@ async def meeting() -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
     result: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, live_server(Path(tmp)) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        live_server(Path(tmp), extra_env={"SECRET_KEY": SECRET_KEY}) as server,
+    ):
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=RECIPE_ARGS)
             pages = []
@@ -153,13 +163,56 @@ async def meeting() -> dict[str, Any]:
             await host.locator("#people-list button.danger").first.click()  # "remove …", confirmed
             removed = guest.locator("#ended-text").filter(has_text=t("rtc.js.removed"))
             await removed.wait_for(timeout=15_000)
+            # A guest from outside: the invitation's signed link → a name → the lobby; the organizer admits.
+            csrf = next(c["value"] for c in await host.context.cookies() if c["name"] == "csrftoken")
+            start = datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None, microsecond=0) + timedelta(
+                minutes=10
+            )
+            scheduled = await host.request.post(
+                "/api/meetings",
+                data={
+                    "title": "来訪者との打合せ",
+                    "start": start.isoformat(),
+                    "end": (start + timedelta(hours=1)).isoformat(),
+                    "emails": [VISITOR],
+                },
+                headers={"x-csrftoken": csrf},
+            )
+            assert scheduled.status == 201, await scheduled.text()
+            created = await scheduled.json()
+            claims = {"r": created["room_id"], "e": VISITOR, "n": "来訪 花子", "m": created["id"]}
+            token = signing.sign(SECRET_KEY, "rtc.guest", claims, expires_at=time.time() + 3600)
+            visitor_context = await browser.new_context(base_url=server.url, locale="ja-JP")
+            visitor_context.set_default_timeout(30_000)
+            visitor = await visitor_context.new_page()
+            visitor.on("pageerror", lambda e: console.append(f"visitor error: {e}"))
+            await visitor.goto(f"/rooms/{created['room_id']}/guest?t={token}")
+            await visitor.get_by_label(t("rtc.guest.name")).fill("Hanako Visitor")
+            async with visitor.expect_navigation():
+                await visitor.get_by_role("button", name=t("rtc.guest.continue")).click()
+            await visitor.get_by_role("button", name=join).click()
+            await visitor.get_by_role("heading", name=t("rtc.js.lobby")).wait_for()
+            lobby_axe = await Axe().run(visitor)  # the waiting screen
+            await host.goto(f"/rooms/{created['room_id']}")
+            await host.get_by_role("button", name=join).click()
+            waiting = host.locator("#waiting-list li").filter(has_text="Hanako Visitor")
+            await waiting.get_by_role("button", name=t("rtc.js.admit")).click()
+            visitor_frames: list[int] = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                visitor_frames.append(best_video(await visitor.evaluate(STATS_JS))["frames"])
+                if visitor_frames[-1] >= 30:
+                    break
+                await asyncio.sleep(0.5)
             result = {
+                "visitor_frames": visitor_frames,
+                "visitor_in_call": await visitor.locator("#call").is_visible(),
                 "removed_seen": await removed.count(),
                 "rejoin_offered_after_removal": await guest.locator("#rejoin").is_visible(),
                 "host_roster_after_removal": await host.evaluate("() => window.__rtc.roster.size"),
                 "axe": [
                     {"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:160] for n in v["nodes"][:3]]}
-                    for report in (axe, host_axe)
+                    for report in (axe, host_axe, lobby_axe)
                     for v in report.response["violations"]
                     if v.get("impact") in ("serious", "critical")
                 ],
@@ -219,6 +272,7 @@ def test_two_browsers_decode_each_other(tmp_path: Path, results_dir: Path) -> No
     )
     assert result["guest_join_ms"] is not None
     assert result["removed_seen"] == 1 and result["rejoin_offered_after_removal"] is False
+    assert result["visitor_in_call"] and result["visitor_frames"][-1] >= 30, result["visitor_frames"]
     print(
         f"\nbrowser meeting: guest join (navigation → first remote frame) {result['guest_join_ms']:.0f} ms, "
         f"click → frame {result['guest_click_to_frame_ms']:.0f} ms"
