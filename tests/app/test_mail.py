@@ -5,14 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterator
 from datetime import timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -22,47 +17,10 @@ from app.db import make_engine, session_maker, utcnow
 from app.mail import OutboxMessage, deliver_due, enqueue
 from app.main import create_app, shutdown, startup
 from tests.live_server import free_port
+from tests.smtp import smtp_fixture, smtp_settings_fixture  # noqa: F401  (fixtures smtp, smtp_settings)
 
 SUBJECT = "【テレワーク】申請が承認されました"
 BODY = "山田 太郎 様\n\n9月1日（火）のテレワーク申請が承認されました。\n情報政策課"
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self) -> None:
-        self.raw: list[bytes] = []
-        self.rcpt: list[list[str]] = []
-
-    async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # type: ignore[no-untyped-def]
-        if address.startswith("nobody@"):
-            return "550 5.1.1 No such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        await asyncio.sleep(0.01)  # a little latency, so concurrent workers really overlap
-        self.raw.append(envelope.original_content or envelope.content)
-        self.rcpt.append(list(envelope.rcpt_tos))
-        return "250 OK"
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        return [BytesParser(policy=policy.default).parsebytes(r) for r in self.raw]  # type: ignore[misc]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_settings(settings, smtp):
-    return dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp[0])
 
 
 async def reload(db, message_id: int) -> OutboxMessage:

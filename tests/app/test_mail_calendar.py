@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator
 
 import pytest
 import vobject
-from aiosmtpd.controller import Controller
 
 from app.mail import calendar_method, deliver_due, enqueue
-from tests.app.test_mail import Inbox
-from tests.live_server import free_port
+from tests.smtp import smtp_fixture, smtp_settings_fixture  # noqa: F401  (fixtures smtp, smtp_settings)
 
 ICS = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Telework Hub//Test//JA\r\nMETHOD:{method}\r\n"
@@ -27,20 +24,6 @@ ICS = (
     "ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:taro@example.lg.jp\r\n"
     "END:VEVENT\r\nEND:VCALENDAR\r\n"
 )
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_settings(settings, smtp):
-    return dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp[0])
 
 
 @pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])

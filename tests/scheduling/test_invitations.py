@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import os
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -19,7 +18,6 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 import vobject
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from app import signing
@@ -29,24 +27,8 @@ from app.mail import OutboxMessage, deliver_due
 from auth.models import User
 from scheduling import invitations
 from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence
-from tests.app.test_mail import Inbox
-from tests.live_server import ROOT, free_port
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    """A real SMTP server on loopback that keeps what it receives."""
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, inbox
-    controller.stop()
-
-
-@pytest.fixture
-def smtp_settings(settings, smtp):
-    return dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp[0])
-
+from tests.live_server import ROOT
+from tests.smtp import smtp_fixture, smtp_settings_fixture  # noqa: F401  (fixtures smtp, smtp_settings)
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 START = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)  # Monday 10:00 in Tokyo

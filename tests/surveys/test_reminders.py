@@ -7,11 +7,11 @@ from datetime import timedelta
 from app.db import utcnow
 from app.mail import deliver_due
 from surveys import services
-from tests.app.test_mail import smtp, smtp_settings  # noqa: F401  (fixtures: a real SMTP server on loopback)
+from tests.smtp import smtp_fixture, smtp_settings_fixture  # noqa: F401  (fixtures smtp, smtp_settings)
 from tests.surveys.test_surveys import answer_as, open_round
 
 
-async def test_reminders_go_only_to_people_who_have_not_answered(hr, make_client, app, smtp, smtp_settings):  # noqa: F811
+async def test_reminders_go_only_to_people_who_have_not_answered(hr, make_client, app, smtp, smtp_settings):
     _, rnd = await open_round(hr, units=["JINJI"])  # 人事課: 100004, 100008, 100012, 100013, 100014
     assert rnd["invited"] == 5
     for login in ("100012", "100013"):
