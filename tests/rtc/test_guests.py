@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
@@ -179,3 +180,16 @@ async def test_the_guest_cookie_opens_only_its_room_and_only_while_invited(app, 
         refused = await next_of(ws, "error")
         assert refused["code"] == "guest_removed" and "主催者" in refused["message"]
         await ws.close()
+
+
+async def test_the_guest_cookie_is_secure_on_an_https_site(app, make_client, db):
+    meeting = await scheduled_meeting(db, EMPLOYEE, guests=(VISITOR,))
+    app.state.settings = dataclasses.replace(app.state.settings, base_url="https://telework.city.example")
+    guest = await make_client()
+    r = await guest.post(f"/rooms/{meeting.room_id}/guest", data={"t": link_token(app, meeting), "name": ""})
+    assert r.status_code == 303
+    set_cookie = r.headers["set-cookie"].lower()
+    assert "; secure" in set_cookie and "httponly" in set_cookie
+    token = r.headers["set-cookie"].split(";")[0].removeprefix("th_guest=")
+    claims = signing.verify(app.state.settings.secret_key, "rtc.guest-session", token)
+    assert claims["n"] == "来訪 花子"  # no name given: the one in the link
