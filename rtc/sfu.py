@@ -491,6 +491,8 @@ class MediaRoom:
 
     def activate(self, source: Source) -> None:
         """A track started to flow: everyone else gets a slot for it (a free one if they have it)."""
+        if self.participants.get(source.owner.id) is not source.owner:
+            return  # a packet that arrived after its owner left: their slots are already freed for good
         source.active = True
         for other in self.participants.values():
             if other is source.owner or any(slot.source is source for slot in other.slots):
