@@ -61,8 +61,11 @@ async def test_three_participants_receive_each_other_and_one_leaves(app, make_cl
                 ),
                 "the others to hear that one left",
             )
-            # Not awaited here: the stayers' client-side track map dropping the leaver (flaky in full CI
-            # runs; open). The server side is checked below: two participants, media still flowing.
+            # The stayers' track maps drop the leaver (a late first packet once gave them slots for good).
+            await wait_until(
+                lambda: all(leaver.me not in {s["participant"] for s in p.tracks.values()} for p in stay),
+                "the leaver's slots to be freed",
+            )
             before = {
                 (p.me, q.me, k): p.received(q.me, k) for p in stay for q in stay if q is not p for k in KINDS
             }
