@@ -32,8 +32,12 @@ RESULTS = ROOT / "test-results"
 
 
 def redis_url() -> str:
-    """REDIS_URL, else the machine's Redis (db 15). Unreachable: skip here, fail on CI."""
-    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15"
+    """REDIS_URL, else the machine's Redis. Unreachable: skip here, fail on CI.
+
+    Without REDIS_URL it is db 14, not the Redis tier's db 15: a Redis-tier run on the same machine flushes
+    db 15 before each of its tests, which would sign these participants out mid-meeting.
+    """
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14"
     try:
         client = redis_sync.Redis.from_url(url, socket_connect_timeout=2)
         client.ping()
