@@ -13,6 +13,8 @@ Rules (README, "RTC / meetings"):
 - Ended: everyone in the room and the lobby is told and closed; a scheduled meeting's room refuses everyone
   for ``ENDED_SECONDS`` (its next occurrence opens it again), an instant room for the rest of its life.
 - Lock and "already admitted" are forgotten when the room is empty.
+- Bans and an end are also written to Redis (``rtc:moderation:<room>``, wall-clock expiry) when there is one,
+  so a worker that takes the room over from a dead one keeps refusing the removed and the ended room.
 Every host decision writes an audit event (``rtc.lobby.admit``, ``rtc.participant.remove``, ``rtc.room.end``,
 see ``AUDIT_ACTIONS``).
 """
@@ -61,6 +63,7 @@ class RoomControl:
         default_factory=set
     )  # identity keys a host let in (a reconnect skips the lobby)
     keys: dict[str, str] = field(default_factory=dict)  # participant id → identity key
+    recalled: bool = False  # bans and end recorded by other workers are loaded (see ``recall``)
 
     def refusal(self, who: Identity, now: float) -> str | None:
         """Why this person may not come to the room now (an ``rtc.error`` code), or None."""
@@ -130,6 +133,51 @@ def room_emptied(service: RtcService, room_id: str) -> None:
         controls(service).pop(room_id, None)
 
 
+def _shared_key(room_id: str) -> str:
+    return f"rtc:moderation:{room_id}"
+
+
+async def recall(service: RtcService, room: RoomControl) -> None:
+    """Once per room control on this worker: take in the bans and end another worker recorded in Redis."""
+    if room.recalled or service.redis is None:
+        room.recalled = True
+        return
+    try:
+        saved = await service.redis.hgetall(_shared_key(room.room_id))
+    except Exception:  # Redis down: what this worker knows still applies
+        log.exception("could not read moderation state of room %s", room.room_id)
+        return
+    room.recalled = True
+    wall, mono = time.time(), time.monotonic()
+    for raw_name, raw_until in saved.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        try:
+            left = float(raw_until) - wall
+        except ValueError:
+            continue
+        if left <= 0:
+            continue
+        if name == "ended":
+            room.ended_until = max(room.ended_until, mono + left)
+        elif name.startswith("ban:"):
+            key = name.removeprefix("ban:")
+            room.banned[key] = max(room.banned.get(key, 0.0), mono + left)
+
+
+async def _share(service: RtcService, room_id: str, name: str, seconds: float) -> None:
+    """Record a ban or an end for the workers that may hold this room later."""
+    if service.redis is None:
+        return
+    try:
+        key = _shared_key(room_id)
+        await service.redis.hset(key, name, str(time.time() + seconds))
+        ttl = await service.redis.ttl(key)
+        if ttl < seconds:
+            await service.redis.expire(key, int(seconds) + 1)
+    except Exception:
+        log.exception("could not share moderation state of room %s", room_id)
+
+
 def publish_lobby(service: RtcService, room_id: str, room: RoomControl) -> None:
     """The lobby list, for hosts only (the sessions drop events marked ``for: hosts`` for everyone else)."""
     service.publish(room_id, {"type": "lobby-list", "for": "hosts", "waiting": room.waiting()})
@@ -168,10 +216,13 @@ async def act(
             key = room.keys.get(target, f"participant:{target}")
             room.banned[key] = time.monotonic() + BAN_SECONDS
             room.admitted.discard(key)
+            await _share(service, room_id, f"ban:{key}", BAN_SECONDS)
         service.publish(room_id, {"type": kind, "to": target, "by": by})
     elif kind == "end":
-        room.end(who.meeting_id is None, time.monotonic())
+        instant = who.meeting_id is None
+        room.end(instant, time.monotonic())
         service.publish(room_id, {"type": "ended", "by": by})
+        await _share(service, room_id, "ended", INSTANT_ROOM_SECONDS if instant else ENDED_SECONDS)
     await _audit(service, who, AUDIT_ACTIONS[str(kind)], room_id, whom)
     return None
 

@@ -109,6 +109,7 @@ class Stay:
 async def run(service: RtcService, link: Link, room_id: str, who: Identity, first: dict[str, Any]) -> None:
     """Join with the ``join`` message ``first`` (through the lobby if they must wait), serve, clean up."""
     room = moderation.control(service, room_id)
+    await moderation.recall(service, room)
     refusal = room.refusal(who, time.monotonic())
     if refusal is not None:
         await link.refuse(refusal, CLOSE_CODES[refusal])
