@@ -10,6 +10,7 @@ Reading (my meetings, one meeting, directory, free/busy) lives in `scheduling.me
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from datetime import datetime
@@ -29,7 +30,7 @@ from scheduling.ical import uid_host
 from scheduling.meeting_input import check_times, local, plan
 from scheduling.meeting_recurrence import expand, starts, utc
 from scheduling.meeting_schemas import MeetingIn, MeetingUpdate, OccurrenceMoveIn
-from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence
+from scheduling.models import Meeting, MeetingAttendee, MeetingOccurrence, Notification
 
 __all__ = ["local"]  # controllers read input times through here
 
@@ -470,6 +471,15 @@ async def respond(
         raise Conflict("meeting.cancelled")
     before = row.partstat
     row.partstat, row.responded_at = answer, now
+    if before != answer:  # the organizer sees answers in the app (calendars mail them a REPLY themselves)
+        db.add(
+            Notification(
+                user_id=meeting.organizer_id,
+                key=f"meeting.notify.{answer.lower()}",
+                params_json=json.dumps({"name": principal.name, "title": meeting.title}, ensure_ascii=False),
+                link=f"/meetings/{meeting_id}",
+            )
+        )
     await db.flush()
     _audit(
         db,

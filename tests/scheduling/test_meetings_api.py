@@ -241,6 +241,12 @@ async def test_respond_and_cancel_series(make_client, clock, db):
         assert r.status_code == 200 and r.json()["my_answer"] == answer
     shown = (await organizer.get(f"/api/meetings/{m['id']}")).json()
     assert shown["attendees"][0]["partstat"] == "ACCEPTED" and shown["attendees"][0]["responded_at"]
+    # The organizer sees each answer in the app's notifications (a repeated answer adds nothing).
+    assert (
+        await member.post(f"/api/meetings/{m['id']}/respond", json={"answer": "ACCEPTED"})
+    ).status_code == 200
+    told = (await organizer.get("/telework/notifications")).text
+    assert told.count(m["title"]) == 3 and "参加と回答しました" in told and "不参加と回答しました" in told
     assert (
         await member.post(f"/api/meetings/{m['id']}/respond", json={"answer": "MAYBE"})
     ).status_code == 400
