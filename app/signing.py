@@ -51,7 +51,13 @@ def sign(secret: str, purpose: str, claims: dict[str, Any], *, expires_at: float
 
 def verify(secret: str, purpose: str, token: str, *, now: float | None = None) -> dict[str, Any]:
     """The claims of a valid token; BadToken otherwise. ``p`` and ``exp`` are left in the result."""
-    if not secret or not isinstance(token, str) or len(token) > 4096 or token.count(".") != 1:
+    if (
+        not secret
+        or not isinstance(token, str)
+        or len(token) > 4096
+        or not token.isascii()
+        or token.count(".") != 1
+    ):
         raise BadToken("malformed")
     payload, mac = token.split(".")
     if not hmac.compare_digest(mac, _mac(secret, purpose, payload)):

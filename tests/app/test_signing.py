@@ -35,6 +35,6 @@ def test_tampered_payload_is_refused() -> None:
     token = sign(SECRET, "guest", {"room": "abc"}, expires_at=2_000)
     forged = sign(SECRET, "guest", {"room": "xyz"}, expires_at=2_000)
     mixed = forged.split(".")[0] + "." + token.split(".")[1]
-    for bad in (mixed, "", "no-dot", "a.b.c", token + "x"):
+    for bad in (mixed, "", "no-dot", "a.b.c", token + "x", "abc.é", token + "é"):
         with pytest.raises(BadToken):
             verify(SECRET, "guest", bad, now=1_000)
