@@ -198,12 +198,18 @@ async def front(
             async def pump_down() -> bool:
                 """Room worker → socket, until it closes the stay."""
                 async for raw in events:
-                    message = json.loads(raw)
-                    op = message.get("op")
-                    if op == "send":
+                    try:
+                        message = json.loads(raw)
+                        op = message.get("op")
+                    except (ValueError, AttributeError):
+                        log.warning("skipped a malformed relay message")
+                        continue
+                    if op == "send" and isinstance(message.get("m"), dict):
                         await link.send(message["m"])
                     elif op == "refuse":
-                        await link.refuse(str(message["code"]), int(message["close"]))
+                        await link.refuse(
+                            str(message.get("code", "protocol")), int(message.get("close", 4400))
+                        )
                         return False
                     elif op == "close":
                         await link.close(int(message.get("close", 1000)))
