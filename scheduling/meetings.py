@@ -24,6 +24,7 @@ from app.audit import record
 from app.errors import Conflict, DomainError, Forbidden, NotFound
 from app.security import Principal
 from app.settings import Settings
+from auth.models import User
 from scheduling import invitations
 from scheduling.config import TOKYO
 from scheduling.ical import uid_host
@@ -187,6 +188,9 @@ async def create(
 ) -> Meeting:
     """Schedule a meeting (or series) with its own room and invite everyone named."""
     p = await plan(db, principal.id, data, now)
+    # One organizer's creations in turn (PostgreSQL row lock; SQLite's write transactions already are), so two
+    # simultaneous clicks cannot both pass the twin check below.
+    await db.execute(select(User.id).where(col(User.id) == principal.id).with_for_update())
     twin = (
         await db.execute(
             select(Meeting.id).where(

@@ -162,6 +162,19 @@ async def test_stale_edit_is_refused_not_lost(make_client, clock):
     assert now["sequence"] == 1 and now["title"] == ("A" if r1.status_code == 200 else "B")
 
 
+async def test_two_simultaneous_creates_make_one_meeting(make_client, clock, db):
+    organizer = await make_client(login=ORGANIZER)
+    member_id = await uid_of(organizer, MEMBER)
+    twice = body(title="同時クリック", attendee_ids=[member_id])
+    r1, r2 = await asyncio.gather(
+        organizer.post("/api/meetings", json=twice), organizer.post("/api/meetings", json=twice)
+    )
+    assert sorted([r1.status_code, r2.status_code]) == [201, 409], (r1.text, r2.text)
+    await db.rollback()
+    rows = (await db.execute(select(Meeting).where(Meeting.title == "同時クリック"))).scalars().all()
+    assert len(rows) == 1
+
+
 async def test_series_move_and_cancel_one_occurrence(make_client, clock, db):
     organizer = await make_client(login=ORGANIZER)
     member = await make_client(login=MEMBER)
