@@ -223,6 +223,12 @@ class MeetingApi(Controller):
     ) -> ms.MeetingRead:
         """Answer an invitation: ACCEPTED (yes), DECLINED (no) or TENTATIVE (maybe)."""
         await meetings.respond(
-            db, request.user, meeting_id, data.answer, cfg(request).now(), ip=client_ip(request)
+            db,
+            request.user,
+            meeting_id,
+            data.answer,
+            cfg(request).now(),
+            ip=client_ip(request),
+            based_on=data.sequence,
         )
         return await queries.get_meeting(db, request.user, meeting_id, settings.base_url)

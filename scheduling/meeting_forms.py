@@ -81,6 +81,7 @@ class MeetingForm(msgspec.Struct, kw_only=True):
 
 class AnswerForm(msgspec.Struct, kw_only=True):
     answer: str = ""
+    sequence: str = ""  # the version on the page (blank: answer whatever is current)
 
 
 class SequenceForm(msgspec.Struct, kw_only=True):

@@ -231,8 +231,15 @@ class MeetingPages(Controller):
     async def respond(
         self, request: Request[Principal, Any, Any], db: DB, meeting_id: Id, data: Annotated[AnswerForm, Form]
     ) -> Any:
+        seq = data.sequence.strip()
         await meetings.respond(
-            db, request.user, meeting_id, data.answer, cfg(request).now(), ip=client_ip(request)
+            db,
+            request.user,
+            meeting_id,
+            data.answer,
+            cfg(request).now(),
+            ip=client_ip(request),
+            based_on=int(seq) if seq.isascii() and seq.isdigit() and len(seq) < 10 else None,
         )
         return Redirect(f"/meetings/{meeting_id}?done=answered", status_code=303)
 

@@ -62,6 +62,7 @@ class OccurrenceMoveIn(Strict, kw_only=True):
 
 class RespondIn(Strict, kw_only=True):
     answer: Answer
+    sequence: Annotated[int, msgspec.Meta(ge=0, le=2_147_483_647)] | None = None  # the version answered
 
 
 class AttendeeRead(msgspec.Struct, kw_only=True):

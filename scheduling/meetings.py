@@ -449,12 +449,25 @@ async def cancel_occurrence(
 
 
 async def respond(
-    db: AsyncSession, principal: Principal, meeting_id: int, answer: str, now: datetime, *, ip: str = ""
+    db: AsyncSession,
+    principal: Principal,
+    meeting_id: int,
+    answer: str,
+    now: datetime,
+    *,
+    ip: str = "",
+    based_on: int | None = None,
 ) -> MeetingAttendee:
-    """Answer an invitation: yes (ACCEPTED), no (DECLINED) or maybe (TENTATIVE)."""
+    """Answer an invitation: yes (ACCEPTED), no (DECLINED) or maybe (TENTATIVE).
+
+    ``based_on`` is the SEQUENCE the person saw: an answer to a version that has changed since is refused
+    (a change of time resets everyone's answer), as a calendar's REPLY is.
+    """
     if answer not in ANSWERS:
         raise DomainError("meeting.bad_answer", field="answer", status_code=422)
     meeting = await load(db, meeting_id)
+    if based_on is not None and based_on != meeting.sequence:
+        raise Conflict("meeting.answer_stale")
     row = (
         (
             await db.execute(

@@ -254,6 +254,12 @@ async def test_respond_and_cancel_series(make_client, clock, db):
         assert r.status_code == 200 and r.json()["my_answer"] == answer
     shown = (await organizer.get(f"/api/meetings/{m['id']}")).json()
     assert shown["attendees"][0]["partstat"] == "ACCEPTED" and shown["attendees"][0]["responded_at"]
+    # An answer to the version the page showed before a change is refused, not kept against the new time.
+    stale = await member.post(f"/api/meetings/{m['id']}/respond", json={"answer": "DECLINED", "sequence": 7})
+    assert stale.status_code == 409 and "もう一度回答してください" in stale.json()["detail"]
+    current = (await member.get(f"/api/meetings/{m['id']}")).json()["sequence"]
+    fresh = {"answer": "ACCEPTED", "sequence": current}
+    assert (await member.post(f"/api/meetings/{m['id']}/respond", json=fresh)).status_code == 200
     # The organizer sees each answer in the app's notifications (a repeated answer adds nothing).
     assert (
         await member.post(f"/api/meetings/{m['id']}/respond", json={"answer": "ACCEPTED"})
