@@ -471,6 +471,11 @@ async def apply_reply(
     ).scalars()
     if reply.sequence not in answerable_sequences(meeting.sequence, occurrences):
         raise Conflict("invite.reply.stale", got=reply.sequence, current=meeting.sequence)
+    answered = attendee.responded_at
+    if reply.dtstamp is not None and answered is not None:
+        stamp = reply.dtstamp if reply.dtstamp.tzinfo else reply.dtstamp.replace(tzinfo=UTC)
+        if stamp < (answered if answered.tzinfo else answered.replace(tzinfo=UTC)):
+            raise Conflict("invite.reply.older")  # written before the answer we hold (e.g. one in the app)
     before = attendee.partstat
     changed = before != reply.partstat
     attendee.partstat = reply.partstat

@@ -307,7 +307,7 @@ def reply(
 
 async def test_reply_updates_partstat_and_refuses_stale_or_foreign(app, db, settings):
     meeting, attendees = await arrange(db, sequence=1)
-    guest_id, meeting_id = attendees[2].id, meeting.id
+    guest_id, meeting_id, uid = attendees[2].id, meeting.id, meeting.uid
 
     done = await invitations.apply_reply(db, reply(meeting.uid, email=GUEST.upper(), partstat="TENTATIVE"))
     await db.commit()
@@ -339,6 +339,18 @@ async def test_reply_updates_partstat_and_refuses_stale_or_foreign(app, db, sett
     await db.rollback()
     row = await db.get(MeetingAttendee, guest_id, populate_existing=True)
     assert row.partstat == "TENTATIVE", "refused answers change nothing"
+    # A reply written (DTSTAMP 2027-02-20) before the answer recorded last (here: in the app, a day later)
+    # is read late: the newer answer stays.
+    row.responded_at = datetime(2027, 2, 21, tzinfo=UTC)
+    await db.commit()
+    with pytest.raises(Conflict) as older:
+        await invitations.apply_reply(db, reply(uid, partstat="DECLINED"))
+    assert older.value.key == "invite.reply.older"
+    await db.rollback()
+    row = await db.get(MeetingAttendee, guest_id, populate_existing=True)
+    assert row.partstat == "TENTATIVE"
+    row.responded_at = datetime(2027, 2, 19, tzinfo=UTC)
+    await db.commit()
 
     # A single occurrence cancelled since (SEQUENCE 2) leaves the series copy at 1: its answer still counts.
     meeting = await db.get(Meeting, meeting_id, populate_existing=True)
